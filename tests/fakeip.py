@@ -1,0 +1,178 @@
+"""A fake iproute2 for tests, at the subprocess boundary.
+
+``FakeIpState`` is a JSON file describing links and their VFs. ``write_script`` installs an
+executable ``ip`` that serves ``-j link show dev PF``, ``-force -batch -``, ``link set dev PF vf N
+state S`` and ``-o monitor link`` from that file, records every call in ``calls.jsonl`` beside
+it, and can be told to fail, print garbage or hang. ``FakeIp`` is the same thing in-process (the
+``IpPort`` the relay takes) for pyfakefs tests, where a subprocess would not see the fake tree.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from pfrelay.iproute import ChangeResult, IpError, VfChange
+from pfrelay.sriov import LinkState
+
+SCRIPT = r"""
+import json, os, sys, time
+state_path = os.environ.get("FAKE_IP_STATE") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "ip-state.json")
+with open(state_path) as f:
+    state = json.load(f)
+args = sys.argv[1:]
+with open(os.path.join(os.path.dirname(state_path), "calls.jsonl"), "a") as log:
+    stdin = sys.stdin.read() if "-batch" in args else None
+    log.write(json.dumps({"argv": args, "stdin": stdin}) + "\n")
+mode = state.get("mode", "ok")
+if mode == "hang":
+    time.sleep(3600)
+if mode == "garbage":
+    print("this is not json {"); sys.exit(0)
+if mode == "fail":
+    print("RTNETLINK answers: Operation not permitted", file=sys.stderr); sys.exit(2)
+links = state.setdefault("links", {})
+failing = {tuple(x) for x in state.get("fail_vfs", [])}
+
+def save():
+    tmp = state_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(state, f)
+    os.replace(tmp, state_path)
+
+def set_vf(words):
+    # link set dev PF vf N state S
+    if len(words) != 8 or words[:3] != ["link", "set", "dev"] or words[4] != "vf" or words[6] != "state":
+        return "Command line is not complete. Try option \"help\""
+    pf, vf, st = words[3], words[5], words[7]
+    if pf not in links:
+        return 'Cannot find device "%s"' % pf
+    vfs = links[pf].setdefault("vfs", {})
+    if vf not in vfs or (pf, int(vf)) in failing:
+        return "RTNETLINK answers: Invalid argument"
+    if st not in ("auto", "enable", "disable"):
+        return 'Error: argument "%s" is wrong: Invalid "state"' % st
+    vfs[vf] = st
+    return None
+
+if args[:2] == ["-o", "monitor"]:
+    time.sleep(3600)
+elif args[:3] == ["-j", "link", "show"]:
+    pf = args[-1]
+    if pf not in links:
+        print('Device "%s" does not exist.' % pf, file=sys.stderr); sys.exit(1)
+    link = links[pf]
+    vfs = [{"vf": int(n), "link_state": s, "address": "00:00:00:00:00:00"} for n, s in sorted(link.get("vfs", {}).items(), key=lambda kv: int(kv[0]))]
+    shown = link.get("visible")
+    if shown is not None:
+        vfs = vfs[:shown]
+        print("Truncated VF list: %s" % pf, file=sys.stderr)
+    print(json.dumps([{"ifindex": link.get("ifindex", 2), "ifname": pf, "vfinfo_list": vfs}]))
+elif "-batch" in args:
+    rc = 0
+    for n, line in enumerate(stdin.splitlines(), 1):
+        err = set_vf(line.split())
+        if err:
+            print(err, file=sys.stderr); print("Command failed -:%d" % n, file=sys.stderr); rc = 1
+            if "-force" not in args:
+                break
+    save(); sys.exit(rc)
+elif args[:2] == ["link", "set"]:
+    err = set_vf(args)
+    save()
+    if err:
+        print(err, file=sys.stderr); sys.exit(2)
+else:
+    print("fake ip: unsupported %r" % (args,), file=sys.stderr); sys.exit(255)
+"""
+
+
+class FakeIpState:
+    """The state file behind the fake ``ip`` script."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.path = directory / "ip-state.json"
+        self.calls_path = directory / "calls.jsonl"
+        if not self.path.exists():
+            self.write({"links": {}})
+
+    def read(self) -> dict:
+        return json.loads(self.path.read_text())
+
+    def write(self, state: dict) -> None:
+        self.path.write_text(json.dumps(state))
+
+    def add_pf(self, pf: str, vfs: Dict[int, str], ifindex: int = 2) -> None:
+        state = self.read()
+        state["links"][pf] = {"ifindex": ifindex, "vfs": {str(k): v for k, v in vfs.items()}}
+        self.write(state)
+
+    def vfs(self, pf: str) -> Dict[int, str]:
+        return {int(k): v for k, v in self.read()["links"][pf]["vfs"].items()}
+
+    def set(self, **kwargs: object) -> None:
+        state = self.read()
+        state.update(kwargs)
+        self.write(state)
+
+    def calls(self) -> List[dict]:
+        if not self.calls_path.exists():
+            return []
+        return [json.loads(line) for line in self.calls_path.read_text().splitlines()]
+
+
+def write_script(directory: Path) -> Tuple[Path, FakeIpState]:
+    """Install the fake ``ip`` in ``directory``; returns its path and its state."""
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / "ip"
+    script.write_text(f"#!{sys.executable}\n{SCRIPT}")
+    script.chmod(0o755)
+    return script, FakeIpState(directory)
+
+
+class FakeIp:
+    """In-process ``IpPort``: VF states in a dict, every call recorded."""
+
+    def __init__(self, links: Optional[Dict[str, Dict[int, str]]] = None) -> None:
+        self.links: Dict[str, Dict[int, str]] = links or {}
+        self.ifindex: Dict[str, int] = {}
+        self.visible: Dict[str, int] = {}
+        self.fail_vfs: set = set()
+        self.error: Optional[str] = None
+        self.calls: List[Tuple[str, object]] = []
+
+    def link_show(self, pf: str) -> Tuple[str, str]:
+        self.calls.append(("show", pf))
+        if self.error:
+            raise IpError(self.error)
+        if pf not in self.links:
+            raise IpError(f'ip -j link show dev {pf}: Device "{pf}" does not exist.')
+        vfs = [{"vf": n, "link_state": s} for n, s in sorted(self.links[pf].items())]
+        if pf in self.visible:
+            vfs = vfs[: self.visible[pf]]
+        return json.dumps(
+            [{"ifindex": self.ifindex.get(pf, 2), "ifname": pf, "vfinfo_list": vfs}]
+        ), ""
+
+    def set_vf_states(self, changes: Sequence[VfChange]) -> ChangeResult:
+        self.calls.append(("batch", [(c.pf, c.vf, c.state.value) for c in changes]))
+        if self.error:
+            return ChangeResult((), tuple((c, self.error) for c in changes))
+        applied, failed = [], []
+        for c in changes:
+            if (c.pf, c.vf) in self.fail_vfs or c.vf not in self.links.get(c.pf, {}):
+                failed.append((c, "RTNETLINK answers: Invalid argument"))
+            else:
+                self.links[c.pf][c.vf] = c.state.value
+                applied.append(c)
+        return ChangeResult(tuple(applied), tuple(failed))
+
+    def states(self, pf: str) -> Dict[int, LinkState]:
+        return {n: LinkState(s) for n, s in self.links[pf].items()}
+
+    @property
+    def processes(self) -> int:
+        return len(self.calls)
