@@ -192,8 +192,16 @@ def _printable(text: str) -> str:
         if char.isprintable():
             out.append(char)
         else:
-            out.append(json.dumps(char)[1:-1] if ord(char) < 0x20 else f"\\u{ord(char):04x}")
+            out.append(_escape(char))
     return "".join(out)
+
+
+def _escape(char: str) -> str:
+    """``\\n``, ``\\u0085``, ``\\U0001f600``: valid in Python, JSON (BMP) and TOML strings."""
+    code = ord(char)
+    if code < 0x20:
+        return json.dumps(char)[1:-1]
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _quote(text: str) -> str:
@@ -564,5 +572,5 @@ def show(config: Config, sources: Mapping[str, str]) -> str:
     for name in FIELDS:
         value = getattr(config, name)
         shown = "(not set)" if value is None else _toml_value(value)
-        lines.append(f"{name} = {shown}  # {sources.get(name, 'default')}")
+        lines.append(_printable(f"{name} = {shown}  # {sources.get(name, 'default')}"))
     return "\n".join(lines)
