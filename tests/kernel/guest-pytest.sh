@@ -15,7 +15,7 @@ guest_prepare "$OUT" || rc=$?
 if [ "$rc" = 0 ]; then
     cd "$REPO"
     export PFRELAY_KERNEL_GUEST=1 PFRELAY_KERNEL_OUTDIR=$OUT PYTHONDONTWRITEBYTECODE=1
-    "$REPO/.venv/bin/python" -m pytest -p no:cacheprovider --rootdir "$REPO" \
+    "$REPO/.venv/bin/python" -m pytest -p no:cacheprovider -p no:hypothesispytest --rootdir "$REPO" \
         -c "$REPO/pyproject.toml" "$REPO/tests/kernel" \
         --junitxml "$OUT/junit.xml" "$@" > "$OUT/pytest.log" 2>&1 || rc=$?
 fi

@@ -365,3 +365,28 @@ def standard_topology(topo: Topology, num_vfs: int = 8, wait: bool = True) -> Po
     if wait:
         topo.wait_lacp_up("pf0")
     return port
+
+
+def wait_vf_states(expected: Mapping[int, str], timeout: float, pf: str = "pf0") -> float:
+    """Read ``ip -j link show`` back to back until the listed VFs have these states.
+
+    Returns the monotonic time of the read that showed it (an upper bound: one read costs
+    ~0.2 s under TCG).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        states = vf_states(pf)
+        now = time.monotonic()
+        if all(states.get(vf) == st for vf, st in expected.items()):
+            return now
+        if now >= deadline:
+            wrong = {vf: states.get(vf) for vf, st in expected.items() if states.get(vf) != st}
+            raise AssertionError(
+                f"{pf}: VF link states not as expected after {timeout:.1f}s;"
+                f" differing (vf: actual): {wrong}; expected {dict(expected)}"
+            )
+
+
+def mono_to_wall(mono: float) -> float:
+    """A time.monotonic() value as a Unix timestamp (to compare with log times)."""
+    return time.time() - (time.monotonic() - mono)
