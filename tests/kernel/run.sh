@@ -73,7 +73,7 @@ fi
 cmd="env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 for a in "$GUEST_SCRIPT" "$OUT" "$REPO" "$@"; do cmd+=" $(printf '%q' "$a")"; done
 
-msg "kernel $KREL, TCG, $MEM, $CPUS vCPU; output in $OUT (follow: tail -f $OUT/pytest.log)"
+msg "kernel $KREL, TCG, $MEM, $CPUS vCPU; guest script $(basename "$GUEST_SCRIPT"); output in $OUT"
 t0=$(date +%s)
 set +e
 # timeout runs vng (and the qemu it starts) in its own process group and
