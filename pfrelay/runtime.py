@@ -15,7 +15,7 @@ import fcntl
 import os
 import time
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO, Optional, Tuple
 
 
 class AlreadyRunning(Exception):
@@ -33,6 +33,44 @@ class ServiceInfo:
     running: bool
     pid: Optional[int]
     last_cycle: Optional[float]  #: wall-clock time of the last completed cycle
+    started: Optional[float] = None  #: when the running relay took the lock (lock file mtime)
+
+    @property
+    def cycled_since_start(self) -> bool:
+        """A heartbeat left by an earlier relay (same host directory) does not count."""
+        return (
+            self.last_cycle is not None
+            and self.started is not None
+            and self.last_cycle >= self.started
+        )
+
+
+def probe(
+    info: ServiceInfo, kind: str, max_age_s: float, now: Optional[float] = None
+) -> Tuple[bool, str]:
+    """Liveness (``live``) or readiness (``ready``) of the relay, with one line for the prober.
+
+    live: a relay holds the lock and its last cycle (or, before the first one, its start) is
+    at most ``max_age_s`` old. ready: a relay holds the lock and completed a cycle at most
+    ``max_age_s`` ago. The LACP state plays no part: a relay with a PF down is healthy.
+    """
+    now = time.time() if now is None else now
+    if not info.running:
+        return False, f"{kind}: no relay holds the lock"
+    pid = f"relay pid {info.pid}"
+    if info.cycled_since_start:
+        assert info.last_cycle is not None
+        age = now - info.last_cycle
+        ok = age <= max_age_s
+        return ok, f"{kind}: {pid}, last completed cycle {age:.1f} s ago (max {max_age_s:g} s)"
+    since = now - info.started if info.started is not None else 0.0
+    if kind == "ready":
+        return False, f"{kind}: {pid} has not completed a cycle since it started {since:.1f} s ago"
+    ok = since <= max_age_s
+    return (
+        ok,
+        f"{kind}: {pid} started {since:.1f} s ago, no cycle completed yet (max {max_age_s:g} s)",
+    )
 
 
 def lock_path(state_file: Path) -> Path:
@@ -87,8 +125,10 @@ def service_info(state_file: Path) -> ServiceInfo:
     """Is a relay running on this state file, with which PID, and when did it last cycle."""
     running = False
     pid: Optional[int] = None
+    started: Optional[float] = None
     try:
         with open(lock_path(state_file), encoding="utf-8") as handle:
+            started = os.fstat(handle.fileno()).st_mtime
             text = handle.read(32).strip()
             pid = int(text) if text.isdigit() else None
             try:
@@ -103,7 +143,7 @@ def service_info(state_file: Path) -> ServiceInfo:
         last: Optional[float] = os.stat(heartbeat_path(state_file)).st_mtime
     except OSError:
         last = None
-    return ServiceInfo(running, pid if running else None, last)
+    return ServiceInfo(running, pid if running else None, last, started if running else None)
 
 
 def age_s(info: ServiceInfo, now: Optional[float] = None) -> Optional[float]:

@@ -1,0 +1,401 @@
+"""The ``pfrelay`` command line (typer). It parses, formats and exits; it does not decide.
+
+Errors a person can fix (configuration, a missing ``ip``, a second relay) are one line on
+stderr and a non-zero exit code, never a traceback: 2 for usage and configuration errors,
+1 for everything else. Annotations stay in ``typing`` form: typer evaluates them at run time,
+also on Python 3.9.
+"""
+
+import os
+import sys
+from pathlib import Path
+from typing import Dict, List, NoReturn, Optional
+
+import typer
+
+from pfrelay import __version__
+from pfrelay import config as configs
+
+app = typer.Typer(
+    add_completion=True,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Relay the LACP state of SR-IOV PFs' 802.3ad bonds to the link state of their VFs.",
+)
+config_app = typer.Typer(no_args_is_help=True, help="Show or write the configuration.")
+app.add_typer(config_app, name="config")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr, then exit."""
+    typer.echo(f"pfrelay: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pfrelay {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """pf-status-relay."""
+
+
+# Options shared by the commands that read the host.
+ConfigOpt = typer.Option(
+    None, "--config", "-c", help=f"TOML file (default {configs.DEFAULT_PATH})."
+)
+InterfaceOpt = typer.Option(
+    None, "--interface", "-i", help="PF to watch (repeat); replaces the configured list."
+)
+IntervalOpt = typer.Option(None, "--polling-interval", help="Milliseconds between cycles (>= 100).")
+ProcfsOpt = typer.Option(None, "--procfs", help="Where the host's /proc is mounted.")
+SysfsOpt = typer.Option(None, "--sysfs", help="Where the host's /sys is mounted.")
+IpOpt = typer.Option(None, "--ip", help="The iproute2 binary (name or absolute path).")
+StateOpt = typer.Option(None, "--state-file", help="The ledger of VFs the relay disabled.")
+LogFormatOpt = typer.Option(None, "--log-format", help="json (default) or text.")
+LogLevelOpt = typer.Option(None, "--log-level", help="debug, info, warning or error.")
+IpTimeoutOpt = typer.Option(None, "--ip-timeout", help="Milliseconds before a hung ip is killed.")
+RestoreDelayOpt = typer.Option(
+    None, "--restore-delay", help="Milliseconds LACP must stay up before VFs are restored."
+)
+MetricsOpt = typer.Option(None, "--metrics-file", help="Prometheus textfile to write each cycle.")
+AggregationOpt = typer.Option(
+    None,
+    "--partner-requires-aggregation/--partner-may-lack-aggregation",
+    help="Whether the partner must set Aggregation (Open vSwitch single-port LAGs do not).",
+)
+
+
+def _load(config_path: Optional[str], flags: Dict[str, object]) -> configs.Config:
+    try:
+        cfg, _sources = configs.load(config_path, os.environ, flags)
+    except configs.ConfigError as exc:
+        fail(str(exc))
+    return cfg
+
+
+def _flags(
+    interfaces: Optional[List[str]],
+    polling_interval: Optional[int],
+    procfs: Optional[str],
+    sysfs: Optional[str],
+    ip: Optional[str],
+    state_file: Optional[str],
+    log_format: Optional[str] = None,
+    log_level: Optional[str] = None,
+    **more: object,
+) -> Dict[str, object]:
+    return {
+        **more,
+        "interfaces": tuple(interfaces) if interfaces else None,
+        "polling_interval_ms": polling_interval,
+        "procfs": procfs,
+        "sysfs": sysfs,
+        "ip": ip,
+        "state_file": state_file,
+        "log_format": log_format,
+        "log_level": log_level,
+    }
+
+
+@app.command()
+def run(
+    config: Optional[str] = ConfigOpt,
+    interface: Optional[List[str]] = InterfaceOpt,
+    polling_interval: Optional[int] = IntervalOpt,
+    procfs: Optional[str] = ProcfsOpt,
+    sysfs: Optional[str] = SysfsOpt,
+    ip: Optional[str] = IpOpt,
+    state_file: Optional[str] = StateOpt,
+    log_format: Optional[str] = LogFormatOpt,
+    log_level: Optional[str] = LogLevelOpt,
+    ip_timeout: Optional[int] = IpTimeoutOpt,
+    restore_delay: Optional[int] = RestoreDelayOpt,
+    metrics_file: Optional[str] = MetricsOpt,
+    partner_requires_aggregation: Optional[bool] = AggregationOpt,
+    once: bool = typer.Option(False, "--once", help="Run one cycle and exit."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Log what would change; change nothing."),
+) -> None:
+    """Watch the PFs and relay their LACP state to their VFs (the daemon)."""
+    from pfrelay import daemon, runtime
+    from pfrelay.iproute import IpError
+    from pfrelay.log import EventLog
+
+    flags = _flags(
+        interface, polling_interval, procfs, sysfs, ip, state_file, log_format, log_level
+    )
+    cfg = _load(config, flags)
+    try:
+        configs.require_interfaces(cfg)
+    except configs.ConfigError as exc:
+        fail(str(exc))
+    log = EventLog(cfg.log_format, cfg.log_level)
+    try:
+        code = daemon.serve(
+            cfg,
+            config_path=config,
+            flags=flags,
+            env=os.environ,
+            log=log,
+            once=once,
+            dry_run=dry_run,
+        )
+    except IpError as exc:
+        fail(str(exc))
+    except runtime.AlreadyRunning as exc:
+        fail(str(exc), 1)
+    except runtime.RuntimeDirError as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    interfaces: Optional[List[str]] = typer.Argument(
+        None, help="PFs to show (default: the configured ones)."
+    ),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print one JSON object (a stable contract)."
+    ),
+    config: Optional[str] = ConfigOpt,
+    procfs: Optional[str] = ProcfsOpt,
+    sysfs: Optional[str] = SysfsOpt,
+    ip: Optional[str] = IpOpt,
+    state_file: Optional[str] = StateOpt,
+    probe: Optional[str] = typer.Option(
+        None,
+        "--probe",
+        help="live or ready: check only the running relay's lock and heartbeat (for probes).",
+    ),
+    max_age: Optional[float] = typer.Option(
+        None, "--max-age", help="With --probe: seconds (default: polling interval + 30)."
+    ),
+) -> None:
+    """Show each PF's bond, LACP verdict and VFs. Exit 0 when all are monitored and up, else 1."""
+    from pfrelay import runtime
+
+    if probe is not None:
+        if probe not in ("live", "ready"):
+            fail(f'--probe: must be "live" or "ready", got "{probe}"')
+        if interfaces:
+            fail("--probe checks the relay, not PFs: drop the interface names")
+        cfg = _load(config, _flags(None, None, None, None, None, state_file))
+        limit = max_age if max_age is not None else cfg.polling_interval_ms / 1000.0 + 30.0
+        ok, line = runtime.probe(runtime.service_info(Path(cfg.state_file)), probe, limit)
+        typer.echo(line)
+        raise typer.Exit(0 if ok else 1)
+
+    from pfrelay import ledger as ledgers
+    from pfrelay import status as views
+    from pfrelay.iproute import Ip, IpError, resolve_binary
+    from pfrelay.lacp import Lacp
+    from pfrelay.relay import observe
+
+    cfg = _load(config, _flags(interfaces, None, procfs, sysfs, ip, state_file))
+    if not cfg.interfaces:
+        fail(
+            "no interfaces given or configured; name them (pfrelay status ens1f0) or set "
+            "interfaces in the config file or PF_STATUS_RELAY_INTERFACES"
+        )
+    try:
+        runner: Optional[Ip] = Ip(resolve_binary(cfg.ip, os.environ), cfg.ip_timeout_ms / 1000.0)
+    except IpError as exc:
+        typer.echo(f"pfrelay: warning: {exc}; VF states not shown", err=True)
+        runner = None
+    try:
+        ledger = ledgers.load(Path(cfg.state_file))
+    except ledgers.LedgerError as exc:
+        typer.echo(f"pfrelay: warning: {exc}", err=True)
+        ledger = ledgers.Ledger()
+    reports = [observe(cfg, runner, ledger, pf) for pf in cfg.interfaces]
+    info = runtime.service_info(Path(cfg.state_file))
+    typer.echo(views.to_json(reports, info) if json_output else views.to_table(reports, info))
+    healthy = all(r.assessment.monitored and r.assessment.lacp is Lacp.UP for r in reports)
+    raise typer.Exit(0 if healthy else 1)
+
+
+@config_app.command("show")
+def config_show(
+    config: Optional[str] = ConfigOpt,
+    interface: Optional[List[str]] = InterfaceOpt,
+    polling_interval: Optional[int] = IntervalOpt,
+) -> None:
+    """Print the effective configuration and where each value came from."""
+    flags = _flags(interface, polling_interval, None, None, None, None)
+    try:
+        cfg, sources = configs.load(config, os.environ, flags)
+    except configs.ConfigError as exc:
+        fail(str(exc))
+    typer.echo(configs.show(cfg, sources))
+
+
+@config_app.command("init")
+def config_init(
+    path: str = typer.Argument(configs.DEFAULT_PATH, help="Where to write the file."),
+    interface: Optional[List[str]] = InterfaceOpt,
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Write a configuration file with every key (the defaults, or the given interfaces)."""
+    try:
+        names = tuple(configs.validate_interface_name(name) for name in interface or ())
+    except configs.ConfigError as exc:
+        fail(str(exc))
+    cfg = configs.Config(interfaces=names)
+    target = Path(path)
+    if target.exists() and not force:
+        fail(f"{target} exists; pass --force to overwrite it")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(configs.render_toml(cfg), encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {target}: {exc.strerror or exc}", 1)
+    typer.echo(f"wrote {target}")
+
+
+@app.command()
+def check(
+    interfaces: Optional[List[str]] = typer.Argument(
+        None, help="PFs to check (default: the configured ones)."
+    ),
+    config: Optional[str] = ConfigOpt,
+    procfs: Optional[str] = ProcfsOpt,
+    sysfs: Optional[str] = SysfsOpt,
+    ip: Optional[str] = IpOpt,
+) -> None:
+    """Preflight: bond, mode, single slave, lacp_rate, MII, VFs, ip, CAP_NET_ADMIN. Exit 0 or 1."""
+    from pfrelay import ledger as ledgers
+    from pfrelay import preflight
+    from pfrelay.iproute import Ip, IpError, resolve_binary
+    from pfrelay.relay import observe
+
+    cfg = _load(config, _flags(interfaces, None, procfs, sysfs, ip, None))
+    try:
+        configs.require_interfaces(cfg, config)
+    except configs.ConfigError as exc:
+        fail(str(exc))
+    runner: Optional[Ip] = None
+    ip_error = None
+    try:
+        runner = Ip(resolve_binary(cfg.ip, os.environ), cfg.ip_timeout_ms / 1000.0)
+        runner.link_show("lo")
+    except IpError as exc:
+        ip_error = str(exc)
+    try:
+        with open(Path(cfg.procfs) / "self/status", encoding="utf-8") as handle:
+            cap = preflight.has_cap_net_admin(handle.read())
+    except OSError:
+        cap = None
+    checks = preflight.check_process(cap, ip_error)
+    for pf in cfg.interfaces:
+        report = observe(cfg, runner if ip_error is None else None, ledgers.Ledger(), pf)
+        visible = len(report.vfs) if report.vfs is not None else None
+        checks += preflight.check_pf(report.facts, report.assessment, visible, report.vf_error)
+    for item in checks:
+        typer.echo(item.line())
+    failed = any(c.outcome is preflight.Outcome.FAIL for c in checks)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def restore(
+    interfaces: Optional[List[str]] = typer.Argument(
+        None, help="PFs to restore (default: every PF in the ledger)."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    config: Optional[str] = ConfigOpt,
+    ip: Optional[str] = IpOpt,
+    state_file: Optional[str] = StateOpt,
+) -> None:
+    """Put every VF the relay disabled back to auto and empty the ledger (decommissioning)."""
+    from pfrelay import ledger as ledgers
+    from pfrelay import runtime
+    from pfrelay.iproute import Ip, IpError, VfChange, resolve_binary
+    from pfrelay.sriov import LinkState, VfListError, parse_link_show
+
+    cfg = _load(config, _flags(None, None, None, None, ip, state_file))
+    for name in interfaces or ():
+        try:
+            configs.validate_interface_name(name)
+        except configs.ConfigError as exc:
+            fail(str(exc))
+    path = Path(cfg.state_file)
+    try:
+        lock = runtime.acquire(path)
+    except runtime.AlreadyRunning as exc:
+        fail(f"{exc}; the running relay would disable the VFs again", 1)
+    except runtime.RuntimeDirError as exc:
+        fail(str(exc))
+    with lock:
+        try:
+            ledger = ledgers.load(path)
+            runner = Ip(resolve_binary(cfg.ip, os.environ), cfg.ip_timeout_ms / 1000.0)
+        except (ledgers.LedgerError, IpError) as exc:
+            fail(str(exc), 1)
+        targets = list(interfaces) if interfaces else sorted(ledger.pfs)
+        plan = {pf: sorted(ledger.disabled(pf)) for pf in targets if ledger.disabled(pf)}
+        if not plan:
+            typer.echo(
+                "nothing to restore: the ledger names no disabled VF for "
+                + (", ".join(targets) or "any PF")
+            )
+            raise typer.Exit(0)
+        summary = "; ".join(f"{pf}: VFs {' '.join(map(str, vfs))}" for pf, vfs in plan.items())
+        if not yes:
+            if not sys.stdin.isatty():
+                fail(f"would set to auto {summary}; pass --yes to confirm without a terminal")
+            typer.confirm(f"Set to auto {summary}?", abort=True)
+        code = 0
+        for pf, vfs in plan.items():
+            try:
+                link = parse_link_show(pf, runner.link_show(pf)[0])
+            except (IpError, VfListError) as exc:
+                typer.echo(f"pfrelay: error: {pf}: {exc}", err=True)
+                code = 1
+                continue
+            states = {vf.vf: vf.link_state for vf in link.vfs}
+            # Only VFs still disabled go back: one an operator changed since is theirs now.
+            changes = [
+                VfChange(pf, vf, LinkState.AUTO)
+                for vf in vfs
+                if states.get(vf) is LinkState.DISABLE
+            ]
+            result = runner.set_vf_states(changes)
+            for change in result.applied:
+                typer.echo(f"{pf} vf {change.vf}: auto")
+            for change, error in result.failed:
+                typer.echo(f"pfrelay: error: {pf} vf {change.vf}: {error}", err=True)
+                code = 1
+            kept = frozenset(c.vf for c, _ in result.failed)
+            entry = ledger.pfs[pf]
+            ledger = ledger.with_pf(pf, ledgers.PfEntry(kept, entry.ifindex, entry.numvfs))
+        try:
+            ledgers.save(path, ledger)
+        except ledgers.LedgerError as exc:
+            fail(str(exc), 1)
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    log_format: str = typer.Option("text", "--log-format", help="text (default) or json."),
+) -> None:
+    """Replay a real LACP failure and recovery (Linux 6.12) through the relay; no NIC needed."""
+    from pfrelay import demo as replay
+
+    raise typer.Exit(replay.run(log_format=log_format))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,321 @@
+"""``pfrelay run``: the loop around ``Relay.cycle`` — timing, signals, systemd, link events.
+
+The loop is single-threaded. It sleeps in ``select`` on three things: the signal wake-up fd
+(SIGTERM/SIGINT stop, SIGHUP reloads the configuration), the stdout of an ``ip monitor link``
+child (the kernel sends RTM_NEWLINK for a PF when its LACP port state expires, so the relay
+reacts at once instead of at the next poll), and the polling timeout (the safety net, and the
+only trigger for recovery, for which the kernel sends no event). The systemd watchdog is fed
+only from this loop, so a cycle stuck in a hung ``ip`` lets it fire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import select
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Dict, List, Mapping, Optional, Sequence, Set
+
+from pfrelay import __version__, metrics, runtime
+from pfrelay import config as configs
+from pfrelay.iproute import Ip, resolve_binary
+from pfrelay.lacp import Lacp
+from pfrelay.log import EventLog
+from pfrelay.relay import PfReport, Relay
+from pfrelay.systemd import Notifier, child_env
+
+
+def status_line(reports: Sequence[PfReport]) -> str:
+    """One line for ``systemctl status``: ``2 PFs: ens1f0 up, ens1f1 DOWN (5 VFs disabled)``."""
+    parts = []
+    for report in reports:
+        a = report.assessment
+        if not a.monitored:
+            parts.append(f"{a.interface} not monitored: {a.reason}")
+            continue
+        text = f"{a.interface} {'DOWN' if a.lacp is Lacp.DOWN else a.lacp.value}"
+        if report.disabled_by_relay:
+            text += f" ({len(report.disabled_by_relay)} VFs disabled)"
+        parts.append(text)
+    count = len(reports)
+    return f"{count} PF{'s' if count != 1 else ''}: " + ", ".join(parts)
+
+
+def read_boot_id(procfs: str) -> Optional[str]:
+    try:
+        with open(Path(procfs) / "sys/kernel/random/boot_id", encoding="ascii") as handle:
+            return handle.read(64).strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+class LinkEvents:
+    """An ``ip -o monitor link`` child whose lines name the interfaces that changed."""
+
+    def __init__(self, ip_binary: str, env: Dict[str, str], log: EventLog) -> None:
+        self.ip_binary = ip_binary
+        self.env = env
+        self.log = log
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.buffer = b""
+        self.next_start = 0.0
+
+    def fileno(self) -> Optional[int]:
+        """The fd to select on; (re)starts the child when it is not running."""
+        if self.proc is not None and self.proc.poll() is not None:
+            self.log.warning(
+                "link monitor exited; polling only until it restarts", code=self.proc.returncode
+            )
+            self._close()
+        if self.proc is None and time.monotonic() >= self.next_start:
+            self.next_start = time.monotonic() + 10.0
+            try:
+                self.proc = subprocess.Popen(
+                    [self.ip_binary, "-o", "monitor", "link"],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL,
+                    env=self.env,
+                )
+            except OSError as exc:
+                self.log.warning("cannot start link monitor; polling only", error=str(exc))
+                return None
+            assert self.proc.stdout is not None
+            os.set_blocking(self.proc.stdout.fileno(), False)
+        if self.proc is None or self.proc.stdout is None:
+            return None
+        return self.proc.stdout.fileno()
+
+    def read_names(self) -> Set[str]:
+        """Interface names in the lines available now (``2: pf0: <...> ...``)."""
+        if self.proc is None or self.proc.stdout is None:
+            return set()
+        try:
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+        except BlockingIOError:
+            return set()
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._close()
+            return set()
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        names = set()
+        for line in lines:
+            fields = line.split(b": ", 2)
+            if len(fields) >= 2 and fields[0].strip().isdigit():
+                names.add(fields[1].split(b"@", 1)[0].decode("utf-8", "replace"))
+            elif line.startswith(b"Deleted "):
+                names.add("*")
+        return names
+
+    def _close(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+        self.proc = None
+        self.buffer = b""
+
+    close = _close
+
+
+@dataclasses.dataclass
+class _Signals:
+    stop: bool = False
+    reload: bool = False
+
+
+def serve(
+    config: configs.Config,
+    *,
+    config_path: Optional[str],
+    flags: Mapping[str, object],
+    env: Mapping[str, str],
+    log: EventLog,
+    once: bool = False,
+    dry_run: bool = False,
+    watch_events: bool = True,
+) -> int:
+    """Run the relay until SIGTERM/SIGINT (or one cycle with ``once``). Returns the exit code."""
+    ip_binary = resolve_binary(config.ip, env)
+    state_file = Path(config.state_file)
+    lock = runtime.acquire(state_file)
+    notifier = Notifier(env)
+    children_env = child_env(env)
+    ip = Ip(ip_binary, config.ip_timeout_ms / 1000.0, env=children_env)
+    log.info(
+        "Starting application",
+        version=__version__,
+        interfaces=list(config.interfaces),
+        polling_interval_ms=config.polling_interval_ms,
+        dry_run=dry_run or None,
+    )
+    if notifier.problem:
+        log.warning("systemd notification is off", reason=notifier.problem)
+    relay = Relay(config, ip, log, dry_run=dry_run, boot_id=read_boot_id(config.procfs))
+
+    signals = _Signals()
+    wake_r, wake_w = socket.socketpair()
+    wake_r.setblocking(False)
+    wake_w.setblocking(False)
+    old_wakeup = signal.set_wakeup_fd(wake_w.fileno())
+
+    def on_stop(_signum: int, _frame: Optional[FrameType]) -> None:
+        signals.stop = True
+
+    def on_reload(_signum: int, _frame: Optional[FrameType]) -> None:
+        signals.reload = True
+
+    old_handlers = {
+        sig: signal.signal(sig, handler)
+        for sig, handler in (
+            (signal.SIGTERM, on_stop),
+            (signal.SIGINT, on_stop),
+            (signal.SIGHUP, on_reload),
+        )
+    }
+    events = LinkEvents(ip_binary, children_env, log) if watch_events and not once else None
+    watchdog_s = notifier.watchdog_interval_s
+    last_ping = time.monotonic()
+    ready = False
+
+    def feed_watchdog() -> None:
+        nonlocal last_ping
+        if watchdog_s is not None and time.monotonic() - last_ping >= watchdog_s:
+            notifier.watchdog()
+            last_ping = time.monotonic()
+
+    try:
+        next_poll = time.monotonic()
+        pending: Optional[Set[str]] = None  # PFs to cycle early after a link event
+        while not signals.stop:
+            now = time.monotonic()
+            if now >= next_poll or pending is not None:
+                full = now >= next_poll
+                reports = relay.cycle(None if full else sorted(pending or ()), feed_watchdog)
+                if full:
+                    next_poll = now + relay.config.polling_interval_ms / 1000.0
+                    runtime.beat(state_file)
+                    notifier.status(status_line(reports))
+                    _write_metrics(relay, reports, time.monotonic() - now, log)
+                pending = None
+                if not ready:
+                    notifier.ready(status_line(reports))
+                    ready = True
+                if once:
+                    break
+            feed_watchdog()
+            if signals.reload:
+                signals.reload = False
+                relay = _reload(relay, config_path, flags, env, log, notifier)
+                next_poll = time.monotonic()
+                continue
+            timeout = max(0.0, next_poll - time.monotonic())
+            if watchdog_s is not None:
+                timeout = min(timeout, max(0.0, last_ping + watchdog_s - time.monotonic()))
+            fds: List[int] = [wake_r.fileno()]
+            event_fd = events.fileno() if events is not None else None
+            if event_fd is not None:
+                fds.append(event_fd)
+            readable, _, _ = select.select(fds, [], [], timeout)
+            if wake_r.fileno() in readable:
+                with contextlib.suppress(OSError):
+                    wake_r.recv(4096)
+            if events is not None and event_fd in readable:
+                names = events.read_names()
+                if names:
+                    pending = _affected(relay, names)
+        notifier.stopping()
+        log.info("Stopping application")
+        return 0
+    finally:
+        if events is not None:
+            events.close()
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(old_wakeup)
+        wake_r.close()
+        wake_w.close()
+        lock.close()
+
+
+def _write_metrics(
+    relay: Relay, reports: Sequence[PfReport], duration_s: float, log: EventLog
+) -> None:
+    path = relay.config.metrics_file
+    if not path:
+        return
+    text = metrics.render(reports, relay.transitions(), time.time(), duration_s)
+    try:
+        metrics.write(Path(path), text)
+    except OSError as exc:
+        relay.report_once(
+            "", "metrics", "error", "cannot write the metrics file", error=str(exc), path=path
+        )
+    else:
+        relay.clear_report("", "metrics")
+
+
+def _affected(relay: Relay, names: Set[str]) -> Optional[Set[str]]:
+    """Configured PFs a link event may concern: the PF itself or its bond; None if none."""
+    if "*" in names:
+        return set(relay.config.interfaces)
+    hit = set()
+    for pf in relay.config.interfaces:
+        memory = relay.memory.get(pf)
+        bond = (
+            memory.assessment.bond.name
+            if memory and memory.assessment and memory.assessment.bond
+            else None
+        )
+        if pf in names or (bond is not None and bond in names):
+            hit.add(pf)
+    return hit or None
+
+
+def _reload(
+    relay: Relay,
+    config_path: Optional[str],
+    flags: Mapping[str, object],
+    env: Mapping[str, str],
+    log: EventLog,
+    notifier: Notifier,
+) -> Relay:
+    """SIGHUP: re-read the configuration; keep the old one (and say why) if the new one is bad."""
+    notifier.reloading()
+    try:
+        new, _sources = configs.load(config_path, env, flags)
+        configs.require_interfaces(new)
+    except configs.ConfigError as exc:
+        log.error("configuration reload failed; keeping the old configuration", error=str(exc))
+        notifier.ready()
+        return relay
+    old = relay.config
+    if new.state_file != old.state_file:
+        log.warning(
+            "state_file cannot change on reload; restart to move it", state_file=old.state_file
+        )
+        new = dataclasses.replace(new, state_file=old.state_file)
+    added = sorted(set(new.interfaces) - set(old.interfaces))
+    removed = sorted(set(old.interfaces) - set(new.interfaces))
+    relay.config = new
+    for pf in removed:
+        relay.memory.pop(pf, None)
+    log.info(
+        "configuration reloaded",
+        added=added,
+        removed=removed,
+        polling_interval_ms=new.polling_interval_ms,
+    )
+    notifier.ready()
+    return relay

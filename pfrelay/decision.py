@@ -1,0 +1,145 @@
+"""Deciding: from what the host says to what the relay should do. Pure: no I/O, no clock.
+
+Two questions, each a function that can be tested exhaustively:
+
+- ``assess``: is this PF monitored (the only slave of an 802.3ad bond) and what is its LACP
+  verdict? Every case that is not monitored has a named reason an operator can act on.
+- ``decide``: given the verdict, the VFs' link states and the ledger, which VFs to disable,
+  which to restore and which ledger entries to forget. The table is level-triggered: each
+  cycle compares what is with what should be, so a failed change is retried next cycle and a
+  VF something else set back to ``auto`` while LACP is down is disabled again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import FrozenSet, Mapping, Optional, Tuple
+
+from pfrelay.bonding import Bond, Slave
+from pfrelay.host import PfFacts
+from pfrelay.lacp import Lacp, port_verdict
+from pfrelay.sriov import LinkState
+
+
+@dataclasses.dataclass(frozen=True)
+class Assessment:
+    """A PF's standing: monitored or why not, its LACP verdict, and notes worth a warning."""
+
+    interface: str
+    monitored: bool
+    lacp: Lacp
+    reason: Optional[str] = None  # why not monitored, or why LACP is unknown
+    bond: Optional[Bond] = None
+    slave: Optional[Slave] = None
+    slow_rate: bool = False
+
+
+def assess(facts: PfFacts, *, partner_requires_aggregation: bool = True) -> Assessment:
+    """Is the PF the single slave of an 802.3ad bond, and is its LACP up?"""
+    pf = facts.name
+
+    def unmonitored(reason: str, bond: Optional[Bond] = None) -> Assessment:
+        return Assessment(pf, False, Lacp.UNKNOWN, reason, bond)
+
+    if not facts.exists:
+        return unmonitored("no such interface")
+    if facts.master is None:
+        return unmonitored("not enslaved to a bond (no master)")
+    if facts.master_kind != "bond":
+        kind = facts.master_kind or "unknown"
+        return unmonitored(f"master {facts.master} is a {kind} device, not a bond")
+    bond = facts.bond
+    if bond is None:
+        return unmonitored(facts.bond_error or f"cannot read bond {facts.master}")
+    if bond.mode is None:
+        return unmonitored(f"cannot tell the mode of bond {bond.name}", bond)
+    if bond.mode != "802.3ad":
+        return unmonitored(f"bond {bond.name} mode is {bond.mode}, not 802.3ad", bond)
+    names = [s.name for s in bond.slaves]
+    if len(names) != 1:
+        listed = f" ({', '.join(names)})" if names else ""
+        return unmonitored(
+            f"bond {bond.name} has {len(names)} slaves{listed}; {pf} must be its only slave", bond
+        )
+    if names[0] != pf:
+        return unmonitored(f"bond {bond.name}'s slave is {names[0]}, not {pf}", bond)
+    slave = bond.slaves[0]
+    verdict = port_verdict(
+        slave.mii_up,
+        slave.actor_state,
+        slave.partner_state,
+        partner_requires_aggregation=partner_requires_aggregation,
+    )
+    reason = None
+    if verdict is Lacp.UNKNOWN:
+        missing = [
+            what
+            for what, value in (
+                ("MII status", slave.mii_status),
+                ("actor port state", slave.actor_state),
+                ("partner port state", slave.partner_state),
+            )
+            if value is None
+        ]
+        reason = (
+            f"cannot read {', '.join(missing)} of {pf} "
+            f"(bond {bond.name} has no aggregator yet, or the relay lacks CAP_NET_ADMIN)"
+        )
+    return Assessment(pf, True, verdict, reason, bond, slave, slow_rate=bond.lacp_rate == "slow")
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What to do with one PF's VFs this cycle."""
+
+    disable: Tuple[int, ...] = ()  #: VFs in ``auto`` to set ``disable`` (and record)
+    restore: Tuple[int, ...] = ()  #: recorded VFs still ``disable`` to set back to ``auto``
+    forget: Tuple[int, ...] = ()  #: recorded VFs someone else changed, or that are gone
+
+    @property
+    def empty(self) -> bool:
+        return not (self.disable or self.restore or self.forget)
+
+
+def decide(
+    lacp: Lacp,
+    vfs: Mapping[int, Optional[LinkState]],
+    recorded: FrozenSet[int],
+    *,
+    restore_allowed: bool = True,
+    complete: bool = True,
+) -> Plan:
+    """The relay's table: (LACP verdict, VF link state, in the ledger) -> action.
+
+    ``vfs`` maps each visible VF to its link state (None: a state iproute2 named that we do not
+    know; never touched). ``complete`` is False when the netlink VF list was truncated: a
+    recorded VF that is not visible is then kept, not forgotten. ``restore_allowed`` is False
+    while LACP has not yet been up for ``restore_delay_ms``.
+
+    | LACP    | VF state | recorded | action                                   |
+    | down    | auto     | any      | disable (record)                          |
+    | down    | disable  | yes      | keep                                      |
+    | up      | disable  | yes      | restore to auto (if restore_allowed)      |
+    | any     | auto/enable | yes   | forget: someone else changed it (not down+auto) |
+    | any     | missing  | yes      | forget if the VF list is complete         |
+    | unknown | any      | any      | nothing                                   |
+    | any     | disable/enable, not recorded | no | never touched              |
+    """
+    if lacp is Lacp.UNKNOWN:
+        return Plan()
+    disable = []
+    restore = []
+    forget = []
+    for vf in sorted(recorded):
+        if vf not in vfs:
+            if complete:
+                forget.append(vf)
+            continue
+        state = vfs[vf]
+        if state is LinkState.ENABLE or (state is LinkState.AUTO and lacp is Lacp.UP):
+            forget.append(vf)
+        elif state is LinkState.DISABLE and lacp is Lacp.UP and restore_allowed:
+            restore.append(vf)
+    if lacp is Lacp.DOWN:
+        disable = [vf for vf, state in sorted(vfs.items()) if state is LinkState.AUTO]
+    return Plan(tuple(disable), tuple(restore), tuple(forget))

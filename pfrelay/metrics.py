@@ -1,0 +1,90 @@
+"""Prometheus metrics for node_exporter's textfile collector, written atomically each cycle.
+
+The exposition text is written by hand (the format is small and stable, and the daemon stays
+free of a client library); the tests parse it with ``prometheus_client``'s own parser. The file
+is replaced with a rename, so the collector never reads a half-written file. Off unless
+``metrics_file`` is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence
+
+from pfrelay.lacp import Lacp
+from pfrelay.relay import PfReport
+
+_HELP = {
+    "pf_status_relay_monitored": ("gauge", "1 when the PF is the only slave of an 802.3ad bond."),
+    "pf_status_relay_lacp_up": ("gauge", "1 when LACP is up, 0 when down; absent when unknown."),
+    "pf_status_relay_vfs_disabled": ("gauge", "VFs the relay disabled (in its ledger)."),
+    "pf_status_relay_lacp_transitions_total": ("counter", "LACP verdict changes seen since start."),
+    "pf_status_relay_actor_port_state": ("gauge", "802.1AX actor port state byte of the PF."),
+    "pf_status_relay_partner_port_state": ("gauge", "802.1AX partner port state byte of the PF."),
+    "pf_status_relay_last_cycle_timestamp_seconds": (
+        "gauge",
+        "Unix time the last cycle completed.",
+    ),
+    "pf_status_relay_cycle_duration_seconds": ("gauge", "How long the last cycle took."),
+}
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render(
+    reports: Sequence[PfReport],
+    transitions: Mapping[str, int],
+    last_cycle: float,
+    duration_s: float,
+) -> str:
+    """The exposition text for one cycle."""
+    samples: Dict[str, List[str]] = {name: [] for name in _HELP}
+
+    def add(name: str, pf: Optional[str], value: float) -> None:
+        labels = f'{{interface="{_escape(pf)}"}}' if pf is not None else ""
+        number = f"{value:.6f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+        samples[name].append(f"{name}{labels} {number}")
+
+    for report in reports:
+        a = report.assessment
+        pf = a.interface
+        add("pf_status_relay_monitored", pf, 1 if a.monitored else 0)
+        if a.monitored and a.lacp is not Lacp.UNKNOWN:
+            add("pf_status_relay_lacp_up", pf, 1 if a.lacp is Lacp.UP else 0)
+        add("pf_status_relay_vfs_disabled", pf, len(report.disabled_by_relay))
+        add("pf_status_relay_lacp_transitions_total", pf, transitions.get(pf, 0))
+        if a.slave is not None and a.slave.actor_state is not None:
+            add("pf_status_relay_actor_port_state", pf, a.slave.actor_state)
+        if a.slave is not None and a.slave.partner_state is not None:
+            add("pf_status_relay_partner_port_state", pf, a.slave.partner_state)
+    add("pf_status_relay_last_cycle_timestamp_seconds", None, float(last_cycle))
+    add("pf_status_relay_cycle_duration_seconds", None, float(duration_s))
+    lines = []
+    for name, (kind, text) in _HELP.items():
+        lines.append(f"# HELP {name} {text}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.extend(samples[name])
+    return "\n".join(lines) + "\n"
+
+
+def write(path: Path, text: str) -> None:
+    """Replace ``path`` atomically (mode 0644: the collector runs as another user)."""
+    tmp_name = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=".pfrelay-", suffix=".prom.tmp", dir=str(path.parent)
+        )
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+        tmp_name = None
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)

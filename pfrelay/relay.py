@@ -1,0 +1,328 @@
+"""The relay cycle: read each PF, assess, decide, apply, record. The imperative shell.
+
+One ``Relay`` keeps, per PF, only what the cycle needs to log transitions (not every poll) and
+to time the restore delay; the truth is re-read from the host every cycle. Nothing here raises
+on a fault of the host: each fault is an event and the next cycle starts afresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Protocol, Sequence, Tuple
+
+from pfrelay import ledger as ledgers
+from pfrelay.config import Config
+from pfrelay.decision import Assessment, Plan, assess, decide
+from pfrelay.host import PfFacts, read_pf, read_sriov
+from pfrelay.iproute import ChangeResult, IpError, VfChange
+from pfrelay.lacp import Lacp
+from pfrelay.log import EventLog
+from pfrelay.sriov import VF, LinkState, PfLink, VfListError, missing_vfs, parse_link_show
+
+
+class IpPort(Protocol):
+    """What the relay needs from iproute2 (``iproute.Ip``; a fake in tests)."""
+
+    def link_show(self, pf: str) -> Tuple[str, str]: ...
+
+    def set_vf_states(self, changes: Sequence[VfChange]) -> ChangeResult: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class PfReport:
+    """One PF after a cycle: what ``status``, ``STATUS=`` and the metrics show."""
+
+    assessment: Assessment
+    facts: PfFacts
+    vfs: Optional[Tuple[VF, ...]]  #: None when not read this cycle (steady state) or unreadable
+    disabled_by_relay: FrozenSet[int]
+    vf_error: Optional[str] = None
+
+
+@dataclasses.dataclass
+class _PfMemory:
+    assessment: Optional[Assessment] = None
+    up_since: Optional[float] = None
+    last_warning: Dict[str, str] = dataclasses.field(default_factory=dict)
+    transitions: int = 0
+
+
+class Relay:
+    """Relays each configured PF's LACP verdict to its VFs, one ``cycle()`` at a time."""
+
+    def __init__(
+        self,
+        config: Config,
+        ip: IpPort,
+        log: EventLog,
+        *,
+        dry_run: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        boot_id: Optional[str] = None,
+    ) -> None:
+        self.config = config
+        self.ip = ip
+        self.log = log
+        self.dry_run = dry_run
+        self.clock = clock
+        self.boot_id = boot_id
+        self.memory: Dict[str, _PfMemory] = {}
+        self.ledger_path = Path(config.state_file)
+        self.ledger = self._load_ledger()
+
+    # ----------------------------------------------------------------- ledger
+    def _load_ledger(self) -> ledgers.Ledger:
+        try:
+            loaded = ledgers.load(self.ledger_path)
+        except ledgers.LedgerError as exc:
+            self.log.error(
+                "cannot read the ledger; starting with an empty one",
+                error=str(exc),
+                path=str(self.ledger_path),
+            )
+            return ledgers.Ledger(boot_id=self.boot_id)
+        for pf in sorted(set(loaded.pfs) - set(self.config.interfaces)):
+            self.log.warning(
+                "ledger names a pf that is not configured; its vfs stay as they are",
+                interface=pf,
+                ids=sorted(loaded.disabled(pf)),
+                hint=f"pfrelay restore {pf}",
+            )
+        if loaded.boot_id is None:
+            loaded = dataclasses.replace(loaded, boot_id=self.boot_id)
+        return loaded
+
+    def _save_ledger(self, new: ledgers.Ledger) -> None:
+        if new == self.ledger:
+            return
+        self.ledger = dataclasses.replace(new, boot_id=self.boot_id or new.boot_id)
+        if self.dry_run:
+            return
+        try:
+            ledgers.save(self.ledger_path, self.ledger)
+        except ledgers.LedgerError as exc:
+            self.report_once("", "ledger", "error", "cannot write the ledger", error=str(exc))
+        else:
+            self.memory.setdefault("", _PfMemory()).last_warning.pop("ledger", None)
+
+    # ---------------------------------------------------------------- helpers
+    def report_once(self, pf: str, key: str, level: str, msg: str, **fields: object) -> None:
+        """Log an event when it is new or its text changed since the last one of this key.
+
+        Faults that last (an unwritable ledger, a truncated VF list) are logged once, not on
+        every poll; ``clear_report`` re-arms the key when the fault is gone.
+        """
+        memory = self.memory.setdefault(pf, _PfMemory())
+        text = msg + repr(sorted(fields.items()))
+        if memory.last_warning.get(key) != text:
+            memory.last_warning[key] = text
+            getattr(self.log, level)(msg, interface=pf or None, **fields)
+
+    def clear_report(self, pf: str, key: str) -> None:
+        self.memory.setdefault(pf, _PfMemory()).last_warning.pop(key, None)
+
+    # ------------------------------------------------------------------ cycle
+    def cycle(
+        self,
+        interfaces: Optional[Iterable[str]] = None,
+        progress: Optional[Callable[[], None]] = None,
+    ) -> List[PfReport]:
+        """One pass over ``interfaces`` (default: all configured); returns a report per PF.
+
+        ``progress`` is called after each PF: the daemon feeds the watchdog from it, so many
+        PFs with slow ``ip`` calls do not add up to a watchdog restart, while one hung PF does.
+        """
+        names = list(interfaces) if interfaces is not None else list(self.config.interfaces)
+        reports = []
+        for pf in names:
+            reports.append(self._cycle_pf(pf))
+            if progress is not None:
+                progress()
+        return reports
+
+    def transitions(self) -> Dict[str, int]:
+        """LACP verdict changes per PF since start (for the metrics)."""
+        return {pf: m.transitions for pf, m in self.memory.items() if pf}
+
+    def _cycle_pf(self, pf: str) -> PfReport:
+        cfg = self.config
+        facts = read_pf(Path(cfg.procfs), Path(cfg.sysfs), pf, sriov=False)
+        assessment = assess(facts, partner_requires_aggregation=cfg.partner_requires_aggregation)
+        self._log_transitions(pf, assessment)
+        recorded = self.ledger.disabled(pf)
+        if not recorded and not (assessment.monitored and assessment.lacp is Lacp.DOWN):
+            # Steady state (LACP up, or nothing we may act on): nothing to read, nothing to spawn.
+            return PfReport(assessment, facts, None, recorded)
+
+        ifindex, numvfs, totalvfs = read_sriov(Path(cfg.sysfs), pf)
+        facts = dataclasses.replace(facts, ifindex=ifindex, numvfs=numvfs, totalvfs=totalvfs)
+        self._drop_stale(pf, facts)
+        recorded = self.ledger.disabled(pf)
+        try:
+            link = self._read_vfs(pf, facts)
+        except (IpError, VfListError) as exc:
+            self.report_once(pf, "vfs", "error", "failed to read vf link states", error=str(exc))
+            return PfReport(assessment, facts, None, recorded, vf_error=str(exc))
+        self.clear_report(pf, "vfs")
+
+        memory = self.memory[pf]
+        delay_s = cfg.restore_delay_ms / 1000.0
+        restore_allowed = memory.up_since is not None and self.clock() - memory.up_since >= delay_s
+        plan = decide(
+            assessment.lacp if assessment.monitored else Lacp.UNKNOWN,
+            {vf.vf: vf.link_state for vf in link.vfs},
+            recorded,
+            restore_allowed=restore_allowed,
+            complete=missing_vfs(link, facts.numvfs) == 0,
+        )
+        vfs = self._apply(pf, facts, plan, link)
+        return PfReport(assessment, facts, vfs, self.ledger.disabled(pf))
+
+    def _read_vfs(self, pf: str, facts: PfFacts) -> PfLink:
+        out, _err = self.ip.link_show(pf)
+        link = parse_link_show(pf, out)
+        missing = missing_vfs(link, facts.numvfs)
+        if missing:
+            self.report_once(
+                pf,
+                "truncated",
+                "warning",
+                "vf list is truncated; acting on the vfs netlink shows",
+                numvfs=facts.numvfs,
+                visible=len(link.vfs),
+            )
+        else:
+            self.clear_report(pf, "truncated")
+        return link
+
+    def _log_transitions(self, pf: str, now: Assessment) -> None:
+        memory = self.memory.setdefault(pf, _PfMemory())
+        before = memory.assessment
+        memory.assessment = now
+        bond = now.bond.name if now.bond else None
+        if (
+            before is None
+            or before.monitored != now.monitored
+            or (not now.monitored and before.reason != now.reason)
+        ):
+            if now.monitored:
+                self.log.info("pf is ready", interface=pf, bond=bond)
+                if now.slow_rate:
+                    self.log.warning(
+                        "pf is using slow lacp rate",
+                        interface=pf,
+                        bond=bond,
+                        hint="set lacp_rate fast on the bond: detection takes ~90 s with slow",
+                    )
+            else:
+                self.log.warning("pf is not ready", interface=pf, reason=now.reason)
+        was = before.lacp if before is not None and before.monitored else None
+        lacp = now.lacp if now.monitored else None
+        if lacp is Lacp.UP and was is not Lacp.UP:
+            memory.up_since = self.clock()
+        elif lacp is not Lacp.UP:
+            memory.up_since = None
+        if lacp is None or lacp == was:
+            return
+        memory.transitions += 1
+        slave = now.slave
+        fields = {
+            "interface": pf,
+            "bond": bond,
+            "mii_status": slave.mii_status if slave else None,
+            "actor_state": slave.actor_state if slave else None,
+            "partner_state": slave.partner_state if slave else None,
+        }
+        if lacp is Lacp.UP:
+            self.log.info("lacp is up", **fields)
+        elif lacp is Lacp.DOWN:
+            self.log.warning("lacp is down", **fields)
+        else:
+            self.log.warning("lacp state is unknown", reason=now.reason, **fields)
+
+    def _drop_stale(self, pf: str, facts: PfFacts) -> None:
+        if not self.ledger.disabled(pf) or not facts.exists:
+            return
+        stale = ledgers.stale_entries(
+            self.ledger, self.boot_id, {pf: (facts.ifindex, facts.numvfs)}
+        )
+        for name, reason in stale:
+            self.log.warning(
+                "ledger entries dropped: these are not the vfs the relay disabled",
+                interface=name,
+                reason=reason,
+                ids=sorted(self.ledger.disabled(name)),
+            )
+        if stale:
+            self._save_ledger(ledgers.without(self.ledger, [name for name, _ in stale]))
+
+    def _apply(self, pf: str, facts: PfFacts, plan: Plan, link: PfLink) -> Tuple[VF, ...]:
+        states = {vf.vf: vf.link_state for vf in link.vfs}
+        recorded = set(self.ledger.disabled(pf))
+        for vf in plan.forget:
+            recorded.discard(vf)
+            self.log.info(
+                "vf link state was changed by someone else; forgetting it",
+                interface=pf,
+                id=vf,
+                state=_value(states.get(vf)),
+            )
+        changes = [VfChange(pf, vf, LinkState.DISABLE) for vf in plan.disable]
+        changes += [VfChange(pf, vf, LinkState.AUTO) for vf in plan.restore]
+        if self.dry_run:
+            for change in changes:
+                self.report_once(
+                    pf,
+                    f"dry-run vf {change.vf}",
+                    "info",
+                    "vf link state would be set (dry run)",
+                    id=change.vf,
+                    state=change.state.value,
+                )
+        elif changes:
+            result = self.ip.set_vf_states(changes)
+            for change in result.applied:
+                states[change.vf] = change.state
+                if change.state is LinkState.DISABLE:
+                    recorded.add(change.vf)
+                else:
+                    recorded.discard(change.vf)
+                self.log.info(
+                    "vf link state was set", interface=pf, id=change.vf, state=change.state.value
+                )
+            for change, error in result.failed:
+                self.log.error(
+                    "failed to set vf link state",
+                    interface=pf,
+                    id=change.vf,
+                    state=change.state.value,
+                    error=error,
+                )
+        entry = ledgers.PfEntry(frozenset(recorded), facts.ifindex, facts.numvfs)
+        self._save_ledger(self.ledger.with_pf(pf, entry))
+        return tuple(VF(vf.vf, states.get(vf.vf), vf.mac) for vf in link.vfs)
+
+
+def _value(state: Optional[LinkState]) -> Optional[str]:
+    return state.value if state is not None else None
+
+
+def observe(config: Config, ip: Optional[IpPort], ledger: ledgers.Ledger, pf: str) -> PfReport:
+    """Read-only view of one PF for ``pfrelay status``/``check``: no decision, no change.
+
+    Unlike the cycle it reads the VF states whenever the PF has VFs (a person asked), and
+    reports an unreadable VF list instead of failing.
+    """
+    facts = read_pf(Path(config.procfs), Path(config.sysfs), pf)
+    assessment = assess(facts, partner_requires_aggregation=config.partner_requires_aggregation)
+    recorded = ledger.disabled(pf)
+    if ip is None or not facts.exists or not (facts.numvfs or recorded):
+        return PfReport(assessment, facts, None if facts.numvfs else (), recorded)
+    try:
+        out, _err = ip.link_show(pf)
+        link = parse_link_show(pf, out)
+    except (IpError, VfListError) as exc:
+        return PfReport(assessment, facts, None, recorded, vf_error=str(exc))
+    return PfReport(assessment, facts, link.vfs, recorded)

@@ -1,0 +1,135 @@
+"""``pfrelay status``: gather one PF's standing for people and scripts. Formatting only.
+
+The JSON keys are a public contract (scripts and monitoring read them): add keys freely,
+never rename. The table and the JSON come from the same ``PfReport`` records.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any, Dict, List, Optional, Sequence
+
+from pfrelay.lacp import flag_names
+from pfrelay.relay import PfReport
+from pfrelay.runtime import ServiceInfo, age_s
+
+
+def report_dict(report: PfReport) -> Dict[str, Any]:
+    a = report.assessment
+    bond = None
+    if a.bond is not None:
+        bond = {
+            "name": a.bond.name,
+            "mode": a.bond.mode,
+            "lacp_rate": a.bond.lacp_rate,
+            "mii_status": a.bond.mii_status,
+            "slaves": [
+                {
+                    "name": s.name,
+                    "mii_status": s.mii_status,
+                    "aggregator_id": s.aggregator_id,
+                    "actor_state": s.actor_state,
+                    "partner_state": s.partner_state,
+                    "actor_state_flags": flag_names(s.actor_state),
+                    "partner_state_flags": flag_names(s.partner_state),
+                    "partner_mac": s.partner_mac,
+                }
+                for s in a.bond.slaves
+            ],
+        }
+    vfs = [
+        {
+            "vf": vf.vf,
+            "link_state": vf.link_state.value if vf.link_state else None,
+            "disabled_by_relay": vf.vf in report.disabled_by_relay,
+        }
+        for vf in report.vfs or ()
+    ]
+    return {
+        "interface": a.interface,
+        "monitored": a.monitored,
+        "reason": a.reason,
+        "lacp": a.lacp.value,
+        "bond": bond,
+        "vfs": vfs,
+        "numvfs": report.facts.numvfs,
+        "disabled_by_relay": sorted(report.disabled_by_relay),
+        "vf_error": report.vf_error,
+    }
+
+
+def service_dict(info: ServiceInfo) -> Dict[str, Any]:
+    last = info.last_cycle
+    return {
+        "running": info.running,
+        "pid": info.pid,
+        "last_cycle": _iso(last) if last is not None else None,
+        "last_cycle_age_s": round(age_s(info) or 0.0, 3) if last is not None else None,
+    }
+
+
+def to_json(reports: Sequence[PfReport], info: Optional[ServiceInfo]) -> str:
+    doc: Dict[str, Any] = {"interfaces": [report_dict(r) for r in reports]}
+    if info is not None:
+        doc["service"] = service_dict(info)
+    return json.dumps(doc, indent=2)
+
+
+def _iso(ts: float) -> str:
+    return (
+        datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def _vf_summary(report: PfReport) -> str:
+    if report.vf_error:
+        return f"unreadable ({report.vf_error})"
+    if report.vfs is None:
+        count = report.facts.numvfs if report.facts.numvfs is not None else "no"
+        return f"{count} VFs (states not read)"
+    counts: Dict[str, List[int]] = {}
+    for vf in report.vfs:
+        counts.setdefault(vf.link_state.value if vf.link_state else "unknown", []).append(vf.vf)
+    text = ", ".join(f"{len(ids)} {state}" for state, ids in sorted(counts.items())) or "none"
+    return f"{len(report.vfs)} VFs: {text}"
+
+
+def to_table(reports: Sequence[PfReport], info: Optional[ServiceInfo]) -> str:
+    """A readable block per PF, then the service line."""
+    lines: List[str] = []
+    for report in reports:
+        a = report.assessment
+        verdict = f"LACP {a.lacp.value.upper()}" if a.monitored else "NOT MONITORED"
+        lines.append(f"{a.interface}: {verdict}" + (f" - {a.reason}" if a.reason else ""))
+        if a.bond is not None:
+            b = a.bond
+            lines.append(
+                f"  bond      {b.name}  mode {b.mode or '?'}  "
+                f"lacp_rate {b.lacp_rate or '?'}  mii {b.mii_status or '?'}"
+            )
+            for s in b.slaves:
+                lines.append(
+                    f"  slave     {s.name}  mii {s.mii_status or '?'}  "
+                    f"aggregator {'?' if s.aggregator_id is None else s.aggregator_id}"
+                )
+                lines.append(f"    actor   {_state(s.actor_state)}")
+                lines.append(f"    partner {_state(s.partner_state)}  mac {s.partner_mac or '?'}")
+        lines.append(f"  vfs       {_vf_summary(report)}")
+        if report.disabled_by_relay:
+            ids = " ".join(str(v) for v in sorted(report.disabled_by_relay))
+            lines.append(f"  disabled by the relay: {ids}")
+    if info is not None:
+        if info.running:
+            age = age_s(info)
+            when = f"last cycle {age:.1f} s ago" if age is not None else "no cycle completed yet"
+            lines.append(f"relay: running (pid {info.pid}), {when}")
+        else:
+            lines.append("relay: not running")
+    return "\n".join(lines)
+
+
+def _state(value: Optional[int]) -> str:
+    return "n/a" if value is None else f"{value:3d} {flag_names(value)}"

@@ -1,0 +1,152 @@
+"""``decide``: the whole (verdict, VF state, ledger) table, and the monitored/reason cases of ``assess``."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Optional
+
+import pytest
+
+from pfrelay.bonding import Bond, Slave
+from pfrelay.decision import Plan, assess, decide
+from pfrelay.host import PfFacts
+from pfrelay.lacp import Lacp
+from pfrelay.sriov import LinkState
+
+MISSING = "missing"
+STATES = [LinkState.AUTO, LinkState.ENABLE, LinkState.DISABLE, None, MISSING]
+
+
+def expected_action(
+    lacp: Lacp, state: object, recorded: bool, restore_allowed: bool, complete: bool
+) -> str:
+    """The brief's rules, one VF at a time: 'disable', 'restore', 'forget' or 'none'."""
+    if lacp is Lacp.UNKNOWN:
+        return "none"
+    if state == MISSING:
+        return "forget" if recorded and complete else "none"
+    if lacp is Lacp.DOWN and state is LinkState.AUTO:
+        return "disable"
+    if not recorded:
+        return "none"
+    if state is LinkState.ENABLE or (state is LinkState.AUTO and lacp is Lacp.UP):
+        return "forget"
+    if state is LinkState.DISABLE and lacp is Lacp.UP:
+        return "restore" if restore_allowed else "none"
+    return "none"
+
+
+@pytest.mark.parametrize(
+    ("lacp", "state", "recorded", "restore_allowed", "complete"),
+    list(itertools.product(list(Lacp), STATES, [False, True], [False, True], [False, True])),
+)
+def test_table(
+    lacp: Lacp, state: object, recorded: bool, restore_allowed: bool, complete: bool
+) -> None:
+    vfs = {} if state == MISSING else {3: state}
+    plan = decide(
+        lacp,
+        vfs,  # type: ignore[arg-type]
+        frozenset({3}) if recorded else frozenset(),
+        restore_allowed=restore_allowed,
+        complete=complete,
+    )
+    action = expected_action(lacp, state, recorded, restore_allowed, complete)
+    assert plan == Plan(
+        disable=(3,) if action == "disable" else (),
+        restore=(3,) if action == "restore" else (),
+        forget=(3,) if action == "forget" else (),
+    )
+
+
+def test_mixed_pf_down_then_up() -> None:
+    vfs = {0: LinkState.AUTO, 1: LinkState.ENABLE, 2: LinkState.DISABLE, 3: LinkState.AUTO}
+    down = decide(Lacp.DOWN, vfs, frozenset())
+    assert down == Plan(disable=(0, 3))
+    after = {**vfs, 0: LinkState.DISABLE, 3: LinkState.DISABLE}
+    up = decide(Lacp.UP, after, frozenset({0, 3}))
+    assert up == Plan(restore=(0, 3))  # VF 2 was disabled by hand: never touched
+
+
+def facts(**kw: object) -> PfFacts:
+    base = dict(
+        name="pf0",
+        exists=True,
+        ifindex=2,
+        master="bond0",
+        master_kind="bond",
+        bond=None,
+        bond_error=None,
+        numvfs=8,
+        totalvfs=None,
+    )
+    base.update(kw)
+    return PfFacts(**base)  # type: ignore[arg-type]
+
+
+def bond(
+    mode: Optional[str] = "802.3ad",
+    slaves: tuple = (Slave("pf0", "up", 1, 63, 63),),
+    rate: str = "fast",
+) -> Bond:
+    return Bond("bond0", mode, rate, "up", 1, slaves)
+
+
+@pytest.mark.parametrize(
+    ("kw", "monitored", "lacp", "reason_part"),
+    [
+        (dict(exists=False, master=None), False, Lacp.UNKNOWN, "no such interface"),
+        (dict(master=None, master_kind=None), False, Lacp.UNKNOWN, "no master"),
+        (dict(master="br0", master_kind="bridge"), False, Lacp.UNKNOWN, "br0 is a bridge"),
+        (dict(master="ovs-system", master_kind="openvswitch"), False, Lacp.UNKNOWN, "openvswitch"),
+        (
+            dict(bond=None, bond_error="cannot read /proc/net/bonding/bond0: Permission denied"),
+            False,
+            Lacp.UNKNOWN,
+            "Permission denied",
+        ),
+        (dict(bond=bond(mode="active-backup")), False, Lacp.UNKNOWN, "mode is active-backup"),
+        (dict(bond=bond(mode=None)), False, Lacp.UNKNOWN, "cannot tell the mode"),
+        (
+            dict(bond=bond(slaves=(Slave("pf0"), Slave("pf1")))),
+            False,
+            Lacp.UNKNOWN,
+            "has 2 slaves (pf0, pf1)",
+        ),
+        (dict(bond=bond(slaves=())), False, Lacp.UNKNOWN, "has 0 slaves"),
+        (
+            dict(bond=bond(slaves=(Slave("pf9", "up", 1, 63, 63),))),
+            False,
+            Lacp.UNKNOWN,
+            "slave is pf9",
+        ),
+        (dict(bond=bond()), True, Lacp.UP, None),
+        (dict(bond=bond(slaves=(Slave("pf0", "up", 1, 79, 0),))), True, Lacp.DOWN, None),
+        (dict(bond=bond(slaves=(Slave("pf0", "down", 1, 63, 63),))), True, Lacp.DOWN, None),
+        (
+            dict(bond=bond(slaves=(Slave("pf0", "up", 1, None, None),))),
+            True,
+            Lacp.UNKNOWN,
+            "actor port state, partner port state",
+        ),
+    ],
+)
+def test_assess(kw: dict, monitored: bool, lacp: Lacp, reason_part: Optional[str]) -> None:
+    a = assess(facts(**kw))
+    assert a.monitored is monitored
+    assert a.lacp is lacp
+    if reason_part is None:
+        assert a.reason is None
+    else:
+        assert a.reason is not None and reason_part in a.reason
+
+
+def test_slow_rate_is_monitored_with_a_flag() -> None:
+    a = assess(facts(bond=bond(rate="slow", slaves=(Slave("pf0", "up", 1, 61, 61),))))
+    assert a.monitored and a.lacp is Lacp.UP and a.slow_rate
+
+
+def test_ovs_partner_option() -> None:
+    ovs = facts(bond=bond(slaves=(Slave("pf0", "up", 1, 63, 59),)))
+    assert assess(ovs).lacp is Lacp.DOWN
+    assert assess(ovs, partner_requires_aggregation=False).lacp is Lacp.UP
