@@ -80,15 +80,6 @@ def snapshot(state: str, bonds: Sequence[str], slaves: Sequence[str], how: str) 
         note(state, f"{slave}: {klab.slave_state(slave)}")
 
 
-def wait_actor_bits(ifname: str, bits: int, timeout: float) -> None:
-    klab.wait_for(
-        f"{ifname} actor state has {bits:#x}",
-        lambda: (klab.slave_state(ifname).actor or 0) & bits == bits,
-        timeout=timeout,
-        describe=lambda: klab.slave_state(ifname),
-    )
-
-
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     note("-", f"kernel {platform.release()} ({os.uname().version}); {klab.ip('-V').strip()}")
@@ -115,7 +106,7 @@ def main() -> None:
     topo.block_lacpdus()
     klab.wait_lacp("pf0", up=False, timeout=10)
     snapshot("partner-expired", ["bond0"], ["pf0"], "LACPDUs blocked both ways, first change")
-    wait_actor_bits("pf0", 0x40, timeout=15)  # DEFAULTED
+    klab.wait_actor_bits("pf0", 0x40, timeout=15)  # DEFAULTED
     time.sleep(0.5)
     snapshot("partner-lost", ["bond0"], ["pf0"], "LACPDUs blocked both ways, actor DEFAULTED")
     topo.unblock_lacpdus()

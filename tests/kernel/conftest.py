@@ -159,8 +159,9 @@ def start_relay(
         extra_args: Tuple[str, ...] = (),
         state_file: Optional[Path] = None,
     ) -> krelay.Relay:
+        # logs in the guest's tmpfs while running (not 9p); copied to test_dir at teardown
         relay = krelay.Relay(
-            test_dir,
+            tmp_path,
             state_file or tmp_path / "state" / "state.json",
             interfaces=interfaces,
             polling_interval=polling_interval,
@@ -180,5 +181,7 @@ def start_relay(
             problems.append(f"pfrelay exited {rc} on SIGTERM; stderr: {relay.stderr()[-1000:]}")
         if relay.state_file.exists():
             shutil.copy(relay.state_file, test_dir / "state.json")
+        for path in relay.logdir.glob("relay-*"):
+            shutil.copy(path, test_dir / path.name)
     if problems:
         pytest.fail("; ".join(problems))

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, TypeVar
@@ -163,23 +164,44 @@ def slave_state(ifname: str) -> SlaveState:
     )
 
 
-def wait_lacp(ifname: str, up: bool, timeout: float, interval: float = 0.02) -> float:
+def wait_lacp(
+    ifname: str, up: bool, timeout: float, interval: float = 0.02, stable: Optional[float] = None
+) -> float:
     """Poll sysfs every ``interval`` s until the slave's LACP is up (or down).
 
-    Returns the monotonic time of the first sample that showed it.
+    Returns the monotonic time of the first sample that showed it. For "up" the state must
+    hold for ``stable`` s (default 0.5): when the carrier comes back the port states still
+    read the stale 63/63 with mii up for ~60 ms before the port re-initialises.
     """
+    hold = (0.5 if up else 0.0) if stable is None else stable
     deadline = time.monotonic() + timeout
-    last = slave_state(ifname)
+    since: Optional[float] = None
     while True:
         now = time.monotonic()
         last = slave_state(ifname)
         if last.lacp_up == up:
-            return now
+            since = now if since is None else since
+            if now - since >= hold:
+                return since
+        else:
+            since = None
         if now >= deadline:
             raise AssertionError(
                 f"{ifname}: LACP not {'up' if up else 'down'} after {timeout:.0f}s ({last})"
             )
         time.sleep(interval)
+
+
+def wait_actor_bits(ifname: str, bits: int, timeout: float) -> float:
+    """Wait until the slave's actor oper port state has ``bits`` (0x40 DEFAULTED, 0x80 EXPIRED)."""
+    wait_for(
+        f"{ifname} actor state has {bits:#x}",
+        lambda: (slave_state(ifname).actor or 0) & bits == bits,
+        timeout=timeout,
+        interval=0.02,
+        describe=lambda: slave_state(ifname),
+    )
+    return time.monotonic()
 
 
 # --- VFs --------------------------------------------------------------------------------------
@@ -336,14 +358,20 @@ class Topology:
         return time.monotonic()
 
     def peer_port(self, up: bool, peer: str = "swp0") -> float:
-        """Take the peer port down (netdevsim drops the carrier on both ends) or up."""
+        """Take the peer port down (netdevsim drops the carrier on both ends) or up.
+
+        Returns the monotonic time just before ``ip`` ran (the kernel acts during the call).
+        """
+        t0 = time.monotonic()
         ip("link", "set", "dev", peer, "up" if up else "down", ns=PEER_NS)
-        return time.monotonic()
+        return t0
 
     def delete_peer_bond(self, name: str = "swbond") -> float:
+        """Delete the switch's LAG; returns the monotonic time just before ``ip`` ran."""
+        t0 = time.monotonic()
         ip("link", "del", "dev", name, ns=PEER_NS)
         self.peer_bonds.pop(name, None)
-        return time.monotonic()
+        return t0
 
     def cleanup(self) -> None:
         reset_kernel_state()
@@ -385,6 +413,63 @@ def wait_vf_states(expected: Mapping[int, str], timeout: float, pf: str = "pf0")
                 f"{pf}: VF link states not as expected after {timeout:.1f}s;"
                 f" differing (vf: actual): {wrong}; expected {dict(expected)}"
             )
+
+
+class VfWatch:
+    """Reads the PF's VF states back to back in a thread (each read ~0.2 s under TCG).
+
+    Lets a test wait for the kernel on one clock (sysfs every 20 ms) while knowing when the
+    VFs changed, and whether they ever showed a state they should not have.
+    """
+
+    def __init__(self, pf: str = "pf0") -> None:
+        self.pf = pf
+        self.samples: List[tuple[float, Dict[int, str]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.error: Optional[BaseException] = None
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                states = vf_states(self.pf)
+                self.samples.append((time.monotonic(), states))
+        except BaseException as exc:  # reported by wait()
+            self.error = exc
+
+    def __enter__(self) -> VfWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def first(self, expected: Mapping[int, str], after: float = 0.0) -> Optional[float]:
+        """Completion time of the first read at or after ``after`` showing ``expected``."""
+        for t, states in list(self.samples):
+            if t >= after and all(states.get(vf) == st for vf, st in expected.items()):
+                return t
+        return None
+
+    def wait(self, expected: Mapping[int, str], timeout: float, after: float = 0.0) -> float:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.first(expected, after)
+            if found is not None:
+                return found
+            if self.error is not None:
+                raise AssertionError(f"reading VF states failed: {self.error}")
+            if time.monotonic() >= deadline:
+                last = self.samples[-1][1] if self.samples else None
+                raise AssertionError(
+                    f"{self.pf}: VF states not {dict(expected)} within {timeout:.1f}s; last: {last}"
+                )
+            time.sleep(0.02)
+
+    def seen(self, vf: int, state: str, start: float, end: float) -> List[float]:
+        """Times of reads in [start, end] where ``vf`` had ``state``."""
+        return [t for t, st in list(self.samples) if start <= t <= end and st.get(vf) == state]
 
 
 def mono_to_wall(mono: float) -> float:

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-#: the venv's console script (the guest runs this checkout's .venv/bin/python)
-PFRELAY = str(Path(sys.executable).parent / "pfrelay")
+#: the venv's console script (the guest runs this checkout's .venv/bin/python);
+#: PFRELAY_KERNEL_PFRELAY=PATH (passed on by run.sh) tests another build instead
+PFRELAY = os.environ.get("PFRELAY_KERNEL_PFRELAY") or str(Path(sys.executable).parent / "pfrelay")
 
 Event = Dict[str, Any]
 

@@ -18,6 +18,7 @@
 #        PFRELAY_KERNEL_MEM     guest memory (default 2G)
 #        PFRELAY_KERNEL_CPUS    guest vCPUs (default 2)
 #        PFRELAY_KERNEL_TIMEOUT seconds before the VM is killed (default 1800)
+#        PFRELAY_KERNEL_PFRELAY test this pfrelay executable instead of .venv/bin/pfrelay
 #        PFRELAY_KERNEL_GUEST_SCRIPT  run this guest script instead of pytest
 #                               (used by refresh-fixtures.sh); it gets OUTDIR REPO ARGS...
 set -euo pipefail
@@ -71,6 +72,9 @@ if ! flock -n "$vmlock"; then
 fi
 
 cmd="env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+if [ -n "${PFRELAY_KERNEL_PFRELAY:-}" ]; then
+    cmd+=" PFRELAY_KERNEL_PFRELAY=$(printf '%q' "$PFRELAY_KERNEL_PFRELAY")"
+fi
 for a in "$GUEST_SCRIPT" "$OUT" "$REPO" "$@"; do cmd+=" $(printf '%q' "$a")"; done
 
 msg "kernel $KREL, TCG, $MEM, $CPUS vCPU; guest script $(basename "$GUEST_SCRIPT"); output in $OUT"

@@ -52,18 +52,33 @@ def sets(relay: krelay.Relay, state: str, all_runs: bool = False) -> List[Dict[s
     ]
 
 
+def wait_sets(relay: krelay.Relay, state: str, ids: List[int], timeout: float = 5) -> None:
+    """Wait until the relay has logged a "vf link state was set" to ``state`` for each of ``ids``
+    (the log line may follow the change the test already saw in the kernel)."""
+    klab.wait_for(
+        f"'vf link state was set' ({state}) logged for VFs {ids}",
+        lambda: set(ids) <= {e.get("id") for e in sets(relay, state)},
+        timeout=timeout,
+        describe=lambda: sorted(e.get("id") for e in sets(relay, state)),
+    )
+
+
 def block_and_wait_disabled(
     topo: klab.Topology, relay: krelay.Relay, num_vfs: int, figures
 ) -> None:
     """Block LACPDUs both ways; measure block -> kernel down -> last VF disabled."""
-    t_block = topo.block_lacpdus()
-    t_down = klab.wait_lacp("pf0", up=False, timeout=DETECT_S)
-    wall_down = klab.mono_to_wall(t_down)
+    with klab.VfWatch("pf0") as watch:
+        t_block = topo.block_lacpdus()
+        t_down = klab.wait_lacp("pf0", up=False, timeout=DETECT_S)
+        wall_down = klab.mono_to_wall(t_down)
+        t_vfs = watch.wait(expect_down(num_vfs), timeout=POLL_S + MARGIN_S)
     figures.record(
         f"{num_vfs} VFs: block -> kernel LACP down (sysfs, 20 ms poll)", t_down - t_block
     )
-    t_vfs = klab.wait_vf_states(expect_down(num_vfs), timeout=POLL_S + MARGIN_S)
     figures.record(f"{num_vfs} VFs: kernel down -> all VFs disable (seen by ip -j)", t_vfs - t_down)
+    early = [vf for vf in relay_disabled(num_vfs) if watch.seen(vf, "disable", 0, t_down - 0.1)]
+    assert not early, f"VFs {early} disabled before the kernel reported LACP down"
+    wait_sets(relay, "disable", relay_disabled(num_vfs))
     logged = [krelay.event_time(e) for e in sets(relay, "disable")]
     if logged and all(t is not None for t in logged):
         figures.record(
@@ -73,13 +88,17 @@ def block_and_wait_disabled(
 
 
 def unblock_and_wait_restored(
-    topo: klab.Topology, relay: krelay.Relay, num_vfs: int, figures
+    topo: klab.Topology, relay: krelay.Relay, num_vfs: int, figures, how: str = ""
 ) -> None:
-    t_unblock = topo.unblock_lacpdus()
-    t_up = klab.wait_lacp("pf0", up=True, timeout=RECOVER_S)
-    figures.record(f"{num_vfs} VFs: unblock -> kernel LACP up", t_up - t_unblock)
-    t_vfs = klab.wait_vf_states(expect_up(num_vfs), timeout=POLL_S + MARGIN_S)
+    with klab.VfWatch("pf0") as watch:
+        t_unblock = topo.unblock_lacpdus()
+        t_up = klab.wait_lacp("pf0", up=True, timeout=RECOVER_S)
+        t_vfs = watch.wait(expect_up(num_vfs), timeout=POLL_S + MARGIN_S)
+    figures.record(f"{num_vfs} VFs: unblock -> kernel LACP up{how}", t_up - t_unblock)
     figures.record(f"{num_vfs} VFs: kernel up -> all VFs restored (seen by ip -j)", t_vfs - t_up)
+    early = [vf for vf in relay_disabled(num_vfs) if watch.seen(vf, "auto", 0, t_up - 0.1)]
+    assert not early, f"VFs {early} restored before the kernel reported LACP up"
+    wait_sets(relay, "auto", relay_disabled(num_vfs))
 
 
 # --- 1 --------------------------------------------------------------------------------------
@@ -137,9 +156,13 @@ def test_unblocked_restores_only_what_the_relay_disabled(
     klab.set_vf_states("pf0", HAND)
     relay = ready_relay(start_relay)
     block_and_wait_disabled(topo, relay, 8, figures)
-    unblock_and_wait_restored(topo, relay, 8, figures)
+    # a real outage: hold the block until our side has DEFAULTED the partner (~3 s after
+    # EXPIRED); the Linux peer then only resends at the slow rate, so recovery takes ~25 s
+    klab.wait_actor_bits("pf0", 0x40, timeout=10)
+    unblock_and_wait_restored(topo, relay, 8, figures, " (after DEFAULTED)")
     time.sleep(SETTLE_S)
     assert klab.vf_states("pf0") == expect_up(8)  # and nothing flaps afterwards
+    assert sorted(e["id"] for e in sets(relay, "auto")) == relay_disabled(8)
 
     entry = krelay.status_of(relay.status("pf0"), "pf0")
     assert entry["lacp"] == "up", entry
@@ -186,7 +209,7 @@ def test_relay_killed_while_down_restores_exactly_its_vfs_after_restart(
     by_relay = sorted(v["vf"] for v in entry["vfs"] if v["disabled_by_relay"])
     assert by_relay == relay_disabled(8), entry
 
-    unblock_and_wait_restored(topo, relay, 8, figures)
+    unblock_and_wait_restored(topo, relay, 8, figures, " (after DEFAULTED)")
     time.sleep(SETTLE_S)
     assert klab.vf_states("pf0") == expect_up(8)  # VF 2 (hand-disabled) stays disable
     restored = sorted(e["id"] for e in sets(relay, "auto"))
@@ -318,15 +341,26 @@ def test_carrier_loss_disables_vfs_though_port_states_stay_63(
     assert (state.actor, state.partner, state.mii) == (63, 63, "down"), state
     t_vfs = klab.wait_vf_states(expect_down(8), timeout=POLL_S + MARGIN_S)
     figures.record("8 VFs: mii down -> all VFs disable", t_vfs - t_down)
-    relay.wait_for_msg("lacp is down", interface="pf0", timeout=1)
+    down = relay.events().index(relay.wait_for_msg("lacp is down", interface="pf0", timeout=1))
     entry = krelay.status_of(relay.status("pf0"), "pf0")
     assert entry["lacp"] == "down", entry
 
-    t_back = topo.peer_port(up=True)
-    t_up = klab.wait_lacp("pf0", up=True, timeout=15)
-    figures.record("8 VFs: peer port up -> kernel LACP up", t_up - t_back)
-    t_vfs = klab.wait_vf_states(expect_up(8), timeout=POLL_S + MARGIN_S)
+    with klab.VfWatch("pf0") as watch:
+        t_back = topo.peer_port(up=True)
+        t_up = klab.wait_lacp("pf0", up=True, timeout=15)  # stable 0.5 s: not the stale 63/63
+        t_vfs = watch.wait(expect_up(8), timeout=POLL_S + MARGIN_S)
+    figures.record("8 VFs: peer port up -> kernel LACP up (renegotiated)", t_up - t_back)
     figures.record("8 VFs: kernel up -> all VFs restored", t_vfs - t_up)
+    early = [vf for vf in relay_disabled(8) if watch.seen(vf, "auto", 0, t_up - 0.1)]
+    assert not early, f"VFs {early} restored on the stale 63/63 before LACP renegotiated"
+    wait_sets(relay, "auto", relay_disabled(8))
+    time.sleep(SETTLE_S)
+    assert klab.vf_states("pf0") == expect_up(8)
+    # the ~60 ms of stale 63/63 after the carrier returns must not make the relay flap:
+    # one "lacp is up" after the loss, each VF restored once
+    after = [e.get("msg") for e in relay.events()[down + 1 :]]
+    assert after.count("lacp is up") == 1 and "lacp is down" not in after, after
+    assert sorted(e["id"] for e in sets(relay, "auto")) == relay_disabled(8)
 
 
 # --- extra: the switch's LAG is deleted and re-created ---------------------------------------
