@@ -188,6 +188,8 @@ def serve(
     watchdog_s = notifier.watchdog_interval_s
     last_ping = time.monotonic()
     ready = False
+    heartbeat = runtime.heartbeat_path(state_file)
+    last_status = ""
 
     def feed_watchdog() -> None:
         nonlocal last_ping
@@ -205,8 +207,12 @@ def serve(
                 reports = relay.cycle(None if full else sorted(pending or ()), feed_watchdog)
                 if full:
                     next_poll = now + relay.config.polling_interval_ms / 1000.0
-                    runtime.beat(state_file)
-                    notifier.status(status_line(reports))
+                    runtime.beat(heartbeat)
+                    if notifier.enabled:
+                        line = status_line(reports)
+                        if line != last_status:
+                            notifier.status(line)
+                            last_status = line
                     _write_metrics(relay, reports, time.monotonic() - now, log)
                 pending = None
                 if not ready:

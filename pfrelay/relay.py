@@ -148,7 +148,7 @@ class Relay:
 
     def _cycle_pf(self, pf: str) -> PfReport:
         cfg = self.config
-        facts = read_pf(Path(cfg.procfs), Path(cfg.sysfs), pf, sriov=False)
+        facts = read_pf(cfg.procfs, cfg.sysfs, pf, sriov=False)
         assessment = assess(facts, partner_requires_aggregation=cfg.partner_requires_aggregation)
         self._log_transitions(pf, assessment)
         recorded = self.ledger.disabled(pf)
@@ -156,7 +156,7 @@ class Relay:
             # Steady state (LACP up, or nothing we may act on): nothing to read, nothing to spawn.
             return PfReport(assessment, facts, None, recorded)
 
-        ifindex, numvfs, totalvfs = read_sriov(Path(cfg.sysfs), pf)
+        ifindex, numvfs, totalvfs = read_sriov(cfg.sysfs, pf)
         facts = dataclasses.replace(facts, ifindex=ifindex, numvfs=numvfs, totalvfs=totalvfs)
         self._drop_stale(pf, facts)
         recorded = self.ledger.disabled(pf)
@@ -315,7 +315,7 @@ def observe(config: Config, ip: Optional[IpPort], ledger: ledgers.Ledger, pf: st
     Unlike the cycle it reads the VF states whenever the PF has VFs (a person asked), and
     reports an unreadable VF list instead of failing.
     """
-    facts = read_pf(Path(config.procfs), Path(config.sysfs), pf)
+    facts = read_pf(config.procfs, config.sysfs, pf)
     assessment = assess(facts, partner_requires_aggregation=config.partner_requires_aggregation)
     recorded = ledger.disabled(pf)
     if ip is None or not facts.exists or not (facts.numvfs or recorded):

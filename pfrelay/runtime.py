@@ -109,9 +109,11 @@ def acquire(state_file: Path) -> IO[str]:
     return handle
 
 
-def beat(state_file: Path) -> None:
-    """Record that a cycle completed now. Errors are ignored: the ledger write reports them."""
-    path = heartbeat_path(state_file)
+def beat(path: Path) -> None:
+    """Touch the heartbeat file at ``path`` (``heartbeat_path(state_file)``) now.
+
+    Errors are ignored: the ledger write reports an unusable runtime directory.
+    """
     try:
         os.utime(path)
     except FileNotFoundError:
