@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fakehost import FakeHost, healthy_pf  # noqa: E402
-from fakeip import FakeIp  # noqa: E402
+from fakehost import FakeHost, healthy_pf
+from fakeip import FakeIp
 
-from pfrelay.config import Config  # noqa: E402
-from pfrelay.log import EventLog  # noqa: E402
-from pfrelay.relay import Relay  # noqa: E402
+from pfrelay.config import Config
+from pfrelay.log import EventLog
+from pfrelay.relay import Relay
 
 
 def bench(pfs: int, cycles: int, root: Path) -> None:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from fakehost import FakeHost, healthy_pf  # noqa: E402
+from fakehost import FakeHost, healthy_pf
 
 
 def proc_cpu_s(pid: int) -> float:

@@ -1,0 +1,68 @@
+# pf-status-relay developer entry points. Everything installs into ./.venv from PyPI.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+IMAGE  ?= localhost/pf-status-relay:latest
+ENGINE ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null || echo podman)
+VERSION  := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pfrelay/__init__.py)
+REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
+.PHONY: all venv demo test lint test-py39 kernel-test rpm rpm-check systemd-check deploy-check image-build bench clean
+
+all: lint test
+
+$(BIN)/pfrelay: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/pfrelay
+
+## Replay a real partner-loss-and-recovery timeline through the relay (no NIC needed).
+demo: venv
+	$(BIN)/pfrelay demo
+
+## The fast test suite (fake /proc, /sys and ip), with coverage of pfrelay/.
+test: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider --cov=pfrelay --cov-report=term --cov-fail-under=90
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict pfrelay
+
+## The same tests on Python 3.9, the RHEL 9 default.
+test-py39:
+	bash .ci/py39.sh
+
+## End-to-end tests against a real kernel (bonding + netdevsim) in a QEMU VM.
+kernel-test: venv
+	bash tests/kernel/run.sh
+
+rpm:
+	bash packaging/rpm/build.sh
+
+## Build the SRPM and noarch RPM, lint them, and install/erase them in a scratch root.
+rpm-check:
+	bash packaging/rpm/check.sh
+
+systemd-check: venv
+	bash systemd/check.sh
+
+deploy-check: venv
+	bash deploy/check.sh
+
+image-build:
+	$(ENGINE) build -f Containerfile -t $(IMAGE) \
+	    --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+	    --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) .
+
+## Benchmarks print figures (no pass/fail); the README quotes the latest.
+bench: venv
+	$(BIN)/python bench/cycle.py
+	$(BIN)/python bench/daemon.py
+	$(BIN)/python bench/commands.py
+
+clean:
+	rm -rf $(VENV) .venv39 _rpmbuild build dist *.egg-info .coverage .mypy_cache .ruff_cache .hypothesis
