@@ -181,7 +181,7 @@ def start_relay(
             problems.append(f"pfrelay exited {rc} on SIGTERM; stderr: {relay.stderr()[-1000:]}")
         if relay.state_file.exists():
             shutil.copy(relay.state_file, test_dir / "state.json")
-        for path in relay.logdir.glob("relay-*"):
+        for path in [*relay.logdir.glob("relay-*"), *relay.logdir.glob("status-*")]:
             shutil.copy(path, test_dir / path.name)
     if problems:
         pytest.fail("; ".join(problems))

@@ -55,6 +55,7 @@ class Relay:
         self.log_path = logdir / "relay.jsonl"
         self.err_path = logdir / "relay.stderr"
         self.start_times: List[float] = []
+        self.status_calls = 0
 
     @property
     def argv(self) -> List[str]:
@@ -160,6 +161,10 @@ class Relay:
         """``pfrelay status --json --state-file STATE PF...`` parsed."""
         argv = [PFRELAY, "status", "--json", "--state-file", str(self.state_file), *pfs]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        self.status_calls += 1
+        (self.logdir / f"status-{self.status_calls}.json").write_text(
+            f"# {' '.join(argv)}\n# rc={proc.returncode}\n{proc.stdout}{proc.stderr}"
+        )
         try:
             data = json.loads(proc.stdout)
         except ValueError:

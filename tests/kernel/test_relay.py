@@ -279,6 +279,8 @@ def test_bond_created_after_start_is_picked_up(topo: klab.Topology, start_relay,
     topo.wait_lacp_up("pf0")
     relay.wait_for_msg("pf is ready", timeout=10, after=mark, interface="pf0")
     figures.record("bond created -> 'pf is ready' logged", time.monotonic() - t0)
+    # whatever the relay did while the new bond negotiated, its VFs end up auto once up
+    klab.wait_vf_states({vf: "auto" for vf in range(8)}, timeout=POLL_S + MARGIN_S)
 
     topo.block_lacpdus()
     klab.wait_lacp("pf0", up=False, timeout=DETECT_S)
@@ -381,3 +383,21 @@ def test_peer_lag_deleted_and_recreated(
     t_up = klab.wait_lacp("pf0", up=True, timeout=15)
     figures.record("peer LAG re-created -> kernel LACP up", t_up - t_new)
     klab.wait_vf_states(expect_up(8), timeout=POLL_S + MARGIN_S)
+
+
+# --- extra: lacp_rate slow is accepted, with a warning ---------------------------------------
+
+
+def test_slow_lacp_rate_is_monitored_with_a_warning(topo: klab.Topology, start_relay) -> None:
+    slow = ("mode", "802.3ad", "lacp_rate", "slow", "miimon", "100")
+    topo.add_port("pf0", "swp0", num_vfs=8)
+    topo.add_bond("bond0", ["pf0"], slow)
+    topo.add_peer_bond("swbond", ["swp0"], slow)
+    topo.wait_lacp_up("pf0", timeout=60)
+    relay = start_relay()
+    relay.wait_for_msg("pf is using slow lacp rate", timeout=STARTUP_S, interface="pf0")
+    relay.wait_for_msg("pf is ready", timeout=5, interface="pf0")
+    time.sleep(SETTLE_S)
+    assert klab.vf_states("pf0") == {vf: "auto" for vf in range(8)}
+    entry = krelay.status_of(relay.status("pf0"), "pf0")
+    assert entry["monitored"] is True and entry["lacp"] == "up", entry
