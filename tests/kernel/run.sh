@@ -102,7 +102,7 @@ done
 if [ -s "$OUT/rc" ]; then
     rc=$(cat "$OUT/rc")
     msg "VM ran ${elapsed}s; guest exit code $rc; files in $OUT"
-    if [ -s "$OUT/modprobe.log" ] && [ "$rc" != 0 ]; then
+    if [ "$rc" != 0 ] && [ -s "$OUT/modprobe.log" ] && ! grep -q '^modules loaded' "$OUT/modprobe.log"; then
         msg "modprobe output:"; cat "$OUT/modprobe.log" >&2
     fi
     exit "$rc"
