@@ -7,6 +7,7 @@ Anywhere else they are skipped with that reason; inside the VM a missing module 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -18,8 +19,6 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import contextlib
 
 import klab
 import krelay
