@@ -130,7 +130,18 @@ def run(
     from pfrelay.log import EventLog
 
     flags = _flags(
-        interface, polling_interval, procfs, sysfs, ip, state_file, log_format, log_level
+        interface,
+        polling_interval,
+        procfs,
+        sysfs,
+        ip,
+        state_file,
+        log_format,
+        log_level,
+        ip_timeout_ms=ip_timeout,
+        restore_delay_ms=restore_delay,
+        metrics_file=metrics_file,
+        partner_requires_aggregation=partner_requires_aggregation,
     )
     cfg = _load(config, flags)
     try:
