@@ -4,8 +4,9 @@ Every path is under the ``procfs``/``sysfs`` roots given as parameters (a contai
 the host's trees at ``/host/proc``), every read is bounded, and nothing here raises for a
 fault of the host: a bond deleted between two reads, EACCES, EIO or a renamed PF end up as a
 reason in ``PfFacts``. Cost matters, because this runs every poll for every PF: a healthy bond
-read by a privileged reader costs the ``master`` link and one /proc file; sysfs values are
-read only where /proc lacks them (an unprivileged reader gets no LACP details blocks), and
+read by a privileged reader costs the ``master`` link and one /proc file (a file there is
+proof enough that the master is a bond); sysfs values are read only where /proc lacks them
+(an unprivileged reader gets no LACP details blocks: two port-state files per slave), and
 ``ifindex``/``sriov_numvfs`` only when the relay is about to touch VFs.
 """
 
@@ -21,8 +22,8 @@ from pfrelay.bonding import (
     Bond,
     BondingParseError,
     merge_sysfs,
-    missing_from_proc,
     parse_proc_bonding,
+    sysfs_gaps,
 )
 
 StrPath = Union[str, "os.PathLike[str]"]
@@ -33,14 +34,6 @@ READ_LIMIT = 256 * 1024
 #: The parser is pure and its input rarely changes between polls: memoize on the exact text,
 #: which halves a steady-state cycle (bench/cycle.py). Records are frozen, so sharing is safe.
 _parse = functools.lru_cache(maxsize=256)(parse_proc_bonding)
-
-_BOND_FILES = ("mode", "slaves", "lacp_rate", "mii_status", "ad_aggregator")
-_SLAVE_FILES = (
-    "mii_status",
-    "ad_actor_oper_port_state",
-    "ad_partner_oper_port_state",
-    "ad_aggregator_id",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +66,7 @@ def _optional(path: str) -> Optional[str]:
 
 
 def _int(text: Optional[str]) -> Optional[int]:
-    if text is None or not text.isdigit():
+    if text is None or not text.isascii() or not text.isdigit() or len(text) > 12:
         return None
     return int(text)
 
@@ -82,8 +75,12 @@ def _why(exc: OSError) -> str:
     return exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
 
 
+def _valid_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\0" not in name and name not in (".", "..")
+
+
 def _check_name(pf: str) -> None:
-    if not pf or "/" in pf or pf in (".", "..") or "\0" in pf:
+    if not _valid_name(pf):
         raise ValueError(f"not an interface name: {pf!r}")
 
 
@@ -92,7 +89,14 @@ def _net(sysfs: StrPath, name: str) -> str:
 
 
 def master_kind(sysfs: StrPath, master: str) -> str:
-    """Bond, bridge, Open vSwitch, team or other, from the master's sysfs entry."""
+    """Bond, bridge, Open vSwitch, team or other, from the master's sysfs entry.
+
+    A bond has ``bonding/`` and a bridge ``bridge/`` (their uevent also says ``DEVTYPE=bond``
+    or ``bridge``). Open vSwitch ports have the datapath device ``ovs-system`` as master. The
+    team driver sets no device type and has no sysfs directory of its own (team_setup()), so a
+    team master is recognised by its conventional name (``team*``) only; anything else is
+    "other".
+    """
     net = _net(sysfs, master)
     if os.path.isdir(os.path.join(net, "bonding")):
         return "bond"
@@ -111,34 +115,53 @@ def master_kind(sysfs: StrPath, master: str) -> str:
     return "other"
 
 
+def _fill_from_sysfs(sysfs: StrPath, base: Bond, *, everything: bool) -> Tuple[Bond, bool]:
+    """``base`` completed from sysfs, reading only the files for what it lacks.
+
+    Returns (bond, whether any bond-level file could be read; False when nothing was needed).
+    """
+    bond_files, _ = sysfs_gaps(base, everything=everything)
+    bond_dir = os.path.join(_net(sysfs, base.name), "bonding")
+    bond_values = {f: _optional(os.path.join(bond_dir, f)) for f in bond_files}
+    merged = merge_sysfs(base, bond_values, {}) if bond_values else base
+    _, slave_files = sysfs_gaps(merged, everything=everything)
+    slave_values: Dict[str, Dict[str, Optional[str]]] = {
+        name: {f: _optional(os.path.join(_net(sysfs, name), "bonding_slave", f)) for f in files}
+        for name, files in slave_files.items()
+        if _valid_name(name)
+    }
+    if slave_values:
+        merged = merge_sysfs(merged, {}, slave_values)
+    return merged, any(v is not None for v in bond_values.values())
+
+
 def read_bond(procfs: StrPath, sysfs: StrPath, bond: str) -> Tuple[Optional[Bond], Optional[str]]:
-    """The bond from /proc, completed from sysfs where /proc lacks values; or (None, reason)."""
+    """The bond from /proc, completed from sysfs where /proc lacks values; or (None, reason).
+
+    The reason is also given with a bond when /proc could not be used but sysfs could.
+    """
     proc_path = os.path.join(procfs, "net/bonding", bond)
     try:
-        parsed: Optional[Bond] = _parse(bond, read_text(proc_path))
-        proc_error = None
+        text: Optional[str] = read_text(proc_path)
+        error = None
     except OSError as exc:
-        parsed, proc_error = None, f"cannot read {proc_path}: {_why(exc)}"
-    except BondingParseError as exc:
-        parsed, proc_error = None, str(exc)
-    base = parsed or Bond(bond)
-    bond_missing, slaves_missing = missing_from_proc(base)
-    if not bond_missing and not slaves_missing:
-        return base, None
-    bond_dir = os.path.join(_net(sysfs, bond), "bonding")
-    bond_values: Dict[str, Optional[str]] = {}
-    if bond_missing:
-        bond_values = {f: _optional(os.path.join(bond_dir, f)) for f in _BOND_FILES}
-        if parsed is None and all(v is None for v in bond_values.values()):
-            return None, proc_error or f"bond {bond} disappeared"
-    names = slaves_missing if base.slaves else tuple((bond_values.get("slaves") or "").split())
-    slave_values = {
-        name: {
-            f: _optional(os.path.join(_net(sysfs, name), "bonding_slave", f)) for f in _SLAVE_FILES
-        }
-        for name in names
-    }
-    return merge_sysfs(base, bond_values, slave_values), None
+        text, error = None, f"cannot read {proc_path}: {_why(exc)}"
+    return _bond_from(sysfs, bond, text, error)
+
+
+def _bond_from(
+    sysfs: StrPath, name: str, text: Optional[str], error: Optional[str]
+) -> Tuple[Optional[Bond], Optional[str]]:
+    parsed: Optional[Bond] = None
+    if text is not None:
+        try:
+            parsed = _parse(name, text)
+        except BondingParseError as exc:
+            error = str(exc)
+    bond, read_any = _fill_from_sysfs(sysfs, parsed or Bond(name), everything=parsed is None)
+    if parsed is None and not read_any:
+        return None, error or f"cannot read bond {name}"
+    return bond, error
 
 
 def read_sriov(sysfs: StrPath, pf: str) -> Tuple[Optional[int], Optional[int], Optional[int]]:
@@ -154,7 +177,14 @@ def read_sriov(sysfs: StrPath, pf: str) -> Tuple[Optional[int], Optional[int], O
 def read_pf(procfs: StrPath, sysfs: StrPath, pf: str, *, sriov: bool = True) -> PfFacts:
     """Everything the relay needs to assess one PF. Never raises for a fault of the host.
 
-    With ``sriov=False`` the ifindex and VF counts are not read (the steady-state poll).
+    Reads ``<sysfs>/class/net/<pf>/master``, then ``<procfs>/net/bonding/<master>``: a file
+    there means the master is a bond, so a privileged read of a healthy bond costs these two
+    and nothing else. sysfs is read only for what /proc lacks (``sysfs_gaps``: an unprivileged
+    reader's port states), or when /proc has no file for the master (a bridge, a bond whose
+    /proc entry cannot be read). With ``sriov=True`` the ifindex, ``sriov_numvfs`` and
+    ``sriov_totalvfs`` are read too (``pfrelay status``); the relay's poll passes False and
+    reads them with ``read_sriov`` only when it is about to touch VFs. Raises ValueError for a
+    name that is not an interface name ("/", ".", "..", NUL, empty).
     """
     _check_name(pf)
     net = _net(sysfs, pf)
@@ -164,14 +194,28 @@ def read_pf(procfs: StrPath, sysfs: StrPath, pf: str, *, sriov: bool = True) -> 
     except OSError as exc:
         if exc.errno not in (errno.ENOENT, errno.EINVAL):
             return PfFacts(pf, True, bond_error=f"cannot read {master_link}: {_why(exc)}")
-        if not os.path.exists(net):
+        if not os.path.lexists(net):
             return PfFacts(pf, False)
         master = None
     ifindex = numvfs = totalvfs = None
     if sriov:
         ifindex, numvfs, totalvfs = read_sriov(sysfs, pf)
-    if master is None:
+    if master is None or not _valid_name(master):
         return PfFacts(pf, True, ifindex, numvfs=numvfs, totalvfs=totalvfs)
-    kind = master_kind(sysfs, master)
-    bond, error = read_bond(procfs, sysfs, master) if kind == "bond" else (None, None)
+    proc_path = os.path.join(procfs, "net/bonding", master)
+    try:
+        text: Optional[str] = read_text(proc_path)
+        error = None
+    except OSError as exc:
+        text, error = None, f"cannot read {proc_path}: {_why(exc)}"
+    kind: Optional[str] = "bond"
+    if text is None:
+        if not os.path.isdir(_net(sysfs, master)):
+            # Deleted since the master link was read (or a dangling link).
+            error = f"master {master} disappeared ({error})"
+            return PfFacts(pf, True, ifindex, master, None, None, error, numvfs, totalvfs)
+        kind = master_kind(sysfs, master)
+    if kind != "bond":
+        return PfFacts(pf, True, ifindex, master, kind, None, None, numvfs, totalvfs)
+    bond, error = _bond_from(sysfs, master, text, error)
     return PfFacts(pf, True, ifindex, master, kind, bond, error, numvfs, totalvfs)
