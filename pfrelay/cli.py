@@ -6,6 +6,7 @@ stderr and a non-zero exit code, never a traceback: 2 for usage and configuratio
 also on Python 3.9.
 """
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -55,16 +56,25 @@ ConfigOpt = typer.Option(
 InterfaceOpt = typer.Option(
     None, "--interface", "-i", help="PF to watch (repeat); replaces the configured list."
 )
-IntervalOpt = typer.Option(None, "--polling-interval", help="Milliseconds between cycles (>= 100).")
+# Millisecond options are taken as text and parsed by the config module like the file and the
+# environment, so "--polling-interval abc" is the same one-line error naming the key and flag.
+IntervalOpt = typer.Option(
+    None, "--polling-interval", metavar="MS", help="Milliseconds between cycles (>= 100)."
+)
 ProcfsOpt = typer.Option(None, "--procfs", help="Where the host's /proc is mounted.")
 SysfsOpt = typer.Option(None, "--sysfs", help="Where the host's /sys is mounted.")
 IpOpt = typer.Option(None, "--ip", help="The iproute2 binary (name or absolute path).")
 StateOpt = typer.Option(None, "--state-file", help="The ledger of VFs the relay disabled.")
 LogFormatOpt = typer.Option(None, "--log-format", help="json (default) or text.")
 LogLevelOpt = typer.Option(None, "--log-level", help="debug, info, warning or error.")
-IpTimeoutOpt = typer.Option(None, "--ip-timeout", help="Milliseconds before a hung ip is killed.")
+IpTimeoutOpt = typer.Option(
+    None, "--ip-timeout", metavar="MS", help="Milliseconds before a hung ip is killed."
+)
 RestoreDelayOpt = typer.Option(
-    None, "--restore-delay", help="Milliseconds LACP must stay up before VFs are restored."
+    None,
+    "--restore-delay",
+    metavar="MS",
+    help="Milliseconds LACP must stay up before VFs are restored.",
 )
 MetricsOpt = typer.Option(None, "--metrics-file", help="Prometheus textfile to write each cycle.")
 AggregationOpt = typer.Option(
@@ -72,6 +82,17 @@ AggregationOpt = typer.Option(
     "--partner-requires-aggregation/--partner-may-lack-aggregation",
     help="Whether the partner must set Aggregation (Open vSwitch single-port LAGs do not).",
 )
+
+
+def _seconds(flag: str, text: str) -> float:
+    """A positive, finite number of seconds from an option's text, or a one-line error."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        fail(f'{flag}: must be a number of seconds > 0, got "{text}"')
+    return value
 
 
 def _load(config_path: Optional[str], flags: Dict[str, object]) -> configs.Config:
@@ -84,7 +105,7 @@ def _load(config_path: Optional[str], flags: Dict[str, object]) -> configs.Confi
 
 def _flags(
     interfaces: Optional[List[str]],
-    polling_interval: Optional[int],
+    polling_interval: Optional[str],
     procfs: Optional[str],
     sysfs: Optional[str],
     ip: Optional[str],
@@ -110,15 +131,15 @@ def _flags(
 def run(
     config: Optional[str] = ConfigOpt,
     interface: Optional[List[str]] = InterfaceOpt,
-    polling_interval: Optional[int] = IntervalOpt,
+    polling_interval: Optional[str] = IntervalOpt,
     procfs: Optional[str] = ProcfsOpt,
     sysfs: Optional[str] = SysfsOpt,
     ip: Optional[str] = IpOpt,
     state_file: Optional[str] = StateOpt,
     log_format: Optional[str] = LogFormatOpt,
     log_level: Optional[str] = LogLevelOpt,
-    ip_timeout: Optional[int] = IpTimeoutOpt,
-    restore_delay: Optional[int] = RestoreDelayOpt,
+    ip_timeout: Optional[str] = IpTimeoutOpt,
+    restore_delay: Optional[str] = RestoreDelayOpt,
     metrics_file: Optional[str] = MetricsOpt,
     partner_requires_aggregation: Optional[bool] = AggregationOpt,
     once: bool = typer.Option(False, "--once", help="Run one cycle and exit."),
@@ -186,8 +207,11 @@ def status(
         "--probe",
         help="live or ready: check only the running relay's lock and heartbeat (for probes).",
     ),
-    max_age: Optional[float] = typer.Option(
-        None, "--max-age", help="With --probe: seconds (default: polling interval + 30)."
+    max_age: Optional[str] = typer.Option(
+        None,
+        "--max-age",
+        metavar="SECONDS",
+        help="With --probe: seconds (default: polling interval + 30).",
     ),
 ) -> None:
     """Show each PF's bond, LACP verdict and VFs. Exit 0 when all are monitored and up, else 1."""
@@ -199,7 +223,9 @@ def status(
         if interfaces:
             fail("--probe checks the relay, not PFs: drop the interface names")
         cfg = _load(config, _flags(None, None, None, None, None, state_file))
-        limit = max_age if max_age is not None else cfg.polling_interval_ms / 1000.0 + 30.0
+        limit = _seconds("--max-age", max_age) if max_age is not None else None
+        if limit is None:
+            limit = cfg.polling_interval_ms / 1000.0 + 30.0
         ok, line = runtime.probe(runtime.service_info(Path(cfg.state_file)), probe, limit)
         typer.echo(line)
         raise typer.Exit(0 if ok else 1)
@@ -237,7 +263,7 @@ def status(
 def config_show(
     config: Optional[str] = ConfigOpt,
     interface: Optional[List[str]] = InterfaceOpt,
-    polling_interval: Optional[int] = IntervalOpt,
+    polling_interval: Optional[str] = IntervalOpt,
 ) -> None:
     """Print the effective configuration and where each value came from."""
     flags = _flags(interface, polling_interval, None, None, None, None)
