@@ -41,10 +41,15 @@ class PfReport:
     vf_error: Optional[str] = None
 
 
+#: How long LACP of a bond that appears at run time may stay down before it counts (seconds).
+NEGOTIATION_GRACE_S = 10.0
+
+
 @dataclasses.dataclass
 class _PfMemory:
     assessment: Optional[Assessment] = None
     up_since: Optional[float] = None
+    negotiating_until: Optional[float] = None
     last_warning: Dict[str, str] = dataclasses.field(default_factory=dict)
     transitions: int = 0
 
@@ -150,6 +155,7 @@ class Relay:
         cfg = self.config
         facts = read_pf(cfg.procfs, cfg.sysfs, pf, sriov=False)
         assessment = assess(facts, partner_requires_aggregation=cfg.partner_requires_aggregation)
+        assessment = self._negotiation_grace(pf, assessment)
         self._log_transitions(pf, assessment)
         recorded = self.ledger.disabled(pf)
         if not recorded and not (assessment.monitored and assessment.lacp is Lacp.DOWN):
@@ -196,6 +202,31 @@ class Relay:
         else:
             self.clear_report(pf, "truncated")
         return link
+
+    def _negotiation_grace(self, pf: str, now: Assessment) -> Assessment:
+        """A bond that appears while the relay runs is not "down" while LACP negotiates.
+
+        A new 802.3ad bond shows 71/0 (partner defaulted) for ~3 s until the first LACPDUs
+        are exchanged (seen on 6.12). Treating that as "down" would disable and re-enable
+        every VF each time a bond is (re)created. So for NEGOTIATION_GRACE_S after a PF
+        becomes monitored at run time, DOWN counts as UNKNOWN (nothing changes); a bond that
+        is down when the relay starts is acted on at once.
+        """
+        memory = self.memory.setdefault(pf, _PfMemory())
+        before = memory.assessment
+        if now.monitored and before is not None and not before.monitored:
+            memory.negotiating_until = self.clock() + NEGOTIATION_GRACE_S
+        if not now.monitored or now.lacp is Lacp.UP:
+            memory.negotiating_until = None
+        until = memory.negotiating_until
+        if now.lacp is Lacp.DOWN and until is not None and self.clock() < until:
+            bond = now.bond.name if now.bond else "the bond"
+            reason = (
+                f"{bond} just appeared: LACP is still negotiating "
+                f"(acting on it after {NEGOTIATION_GRACE_S:g} s)"
+            )
+            return dataclasses.replace(now, lacp=Lacp.UNKNOWN, reason=reason)
+        return now
 
     def _log_transitions(self, pf: str, now: Assessment) -> None:
         memory = self.memory.setdefault(pf, _PfMemory())
