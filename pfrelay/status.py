@@ -66,6 +66,9 @@ def service_dict(info: ServiceInfo) -> Dict[str, Any]:
         "pid": info.pid,
         "last_cycle": _iso(last) if last is not None else None,
         "last_cycle_age_s": round(age_s(info) or 0.0, 3) if last is not None else None,
+        # False while the running relay has not finished a cycle of its own: last_cycle is
+        # then an earlier relay's (the heartbeat survives restarts in the same directory).
+        "cycled_since_start": info.cycled_since_start if info.running else None,
     }
 
 
@@ -123,7 +126,8 @@ def to_table(reports: Sequence[PfReport], info: Optional[ServiceInfo]) -> str:
             lines.append(f"  disabled by the relay: {ids}")
     if info is not None:
         if info.running:
-            age = age_s(info)
+            # A heartbeat older than the lock is an earlier relay's, not this one's.
+            age = age_s(info) if info.cycled_since_start else None
             when = f"last cycle {age:.1f} s ago" if age is not None else "no cycle completed yet"
             lines.append(f"relay: running (pid {info.pid}), {when}")
         else:
