@@ -45,9 +45,12 @@ def assess(facts: PfFacts, *, partner_requires_aggregation: bool = True) -> Asse
         return unmonitored("no such interface")
     if facts.master is None:
         return unmonitored("not enslaved to a bond (no master)")
+    if facts.master_kind is None and facts.bond_error:
+        return unmonitored(facts.bond_error)
     if facts.master_kind != "bond":
         kind = facts.master_kind or "unknown"
-        return unmonitored(f"master {facts.master} is a {kind} device, not a bond")
+        article = "an" if kind[0] in "aeiou" else "a"
+        return unmonitored(f"master {facts.master} is {article} {kind} device, not a bond")
     bond = facts.bond
     if bond is None:
         return unmonitored(facts.bond_error or f"cannot read bond {facts.master}")
