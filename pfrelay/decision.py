@@ -44,7 +44,9 @@ def assess(facts: PfFacts, *, partner_requires_aggregation: bool = True) -> Asse
     if not facts.exists:
         return unmonitored("no such interface")
     if facts.master is None:
-        return unmonitored("not enslaved to a bond (no master)")
+        # read_pf sets bond_error without a master when the master link itself could not be
+        # read (EACCES, EIO): that is not "no master", and the operator needs the errno.
+        return unmonitored(facts.bond_error or "not enslaved to a bond (no master)")
     if facts.master_kind is None and facts.bond_error:
         return unmonitored(facts.bond_error)
     if facts.master_kind != "bond":
