@@ -24,9 +24,9 @@ from typing import Dict, List, Mapping, Optional, Sequence, Set
 
 from pfrelay import __version__, metrics, runtime
 from pfrelay import config as configs
-from pfrelay.iproute import Ip, resolve_binary
+from pfrelay.iproute import Ip, IpError, resolve_binary
 from pfrelay.lacp import Lacp
-from pfrelay.log import EventLog
+from pfrelay.log import LEVELS, EventLog
 from pfrelay.relay import PfReport, Relay
 from pfrelay.systemd import Notifier, child_env
 
@@ -223,7 +223,7 @@ def serve(
             feed_watchdog()
             if signals.reload:
                 signals.reload = False
-                relay = _reload(relay, config_path, flags, env, log, notifier)
+                relay = _reload(relay, config_path, flags, env, log, notifier, events)
                 next_poll = time.monotonic()
                 continue
             timeout = max(0.0, next_poll - time.monotonic())
@@ -296,17 +296,34 @@ def _reload(
     env: Mapping[str, str],
     log: EventLog,
     notifier: Notifier,
+    events: Optional[LinkEvents] = None,
 ) -> Relay:
-    """SIGHUP: re-read the configuration; keep the old one (and say why) if the new one is bad."""
+    """SIGHUP: re-read the configuration; keep the old one (and say why) if the new one is bad.
+
+    Every key takes effect: the PFs, the intervals and paths read each cycle, and also the
+    ``ip`` binary and its timeout (a new runner, and a new ``ip monitor`` child if the binary
+    changed) and the log format and level. Only ``state_file`` needs a restart.
+    """
     notifier.reloading()
+    old = relay.config
     try:
         new, _sources = configs.load(config_path, env, flags)
         configs.require_interfaces(new)
-    except configs.ConfigError as exc:
+        ip_binary = resolve_binary(new.ip, env) if new.ip != old.ip else None
+    except (configs.ConfigError, IpError) as exc:
         log.error("configuration reload failed; keeping the old configuration", error=str(exc))
         notifier.ready()
         return relay
-    old = relay.config
+    if ip_binary is not None or new.ip_timeout_ms != old.ip_timeout_ms:
+        current = relay.ip
+        binary = ip_binary or (current.binary if isinstance(current, Ip) else new.ip)
+        relay.ip = Ip(binary, new.ip_timeout_ms / 1000.0, env=child_env(env))
+        if ip_binary is not None and events is not None:
+            events.close()
+            events.ip_binary = ip_binary
+            events.next_start = 0.0
+    log.fmt = new.log_format
+    log.threshold = LEVELS[new.log_level]
     if new.state_file != old.state_file:
         log.warning(
             "state_file cannot change on reload; restart to move it", state_file=old.state_file
@@ -317,6 +334,13 @@ def _reload(
     relay.config = new
     for pf in removed:
         relay.memory.pop(pf, None)
+        if relay.ledger.disabled(pf):
+            log.warning(
+                "ledger names a pf that is not configured; its vfs stay as they are",
+                interface=pf,
+                ids=sorted(relay.ledger.disabled(pf)),
+                hint=f"pfrelay restore {pf}",
+            )
     log.info(
         "configuration reloaded",
         added=added,
