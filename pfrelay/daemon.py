@@ -135,6 +135,10 @@ class _Signals:
     reload: bool = False
 
 
+class _Stopped(Exception):
+    """SIGTERM/SIGINT came during a cycle: end it after the PF in hand (see ``progress``)."""
+
+
 def serve(
     config: configs.Config,
     *,
@@ -197,6 +201,14 @@ def serve(
             notifier.watchdog()
             last_ping = time.monotonic()
 
+    def progress() -> None:
+        # After each PF of a cycle. A stop request ends the cycle here: the PF in hand is
+        # done (its VFs and ledger entry are consistent), and no further ip is started, so
+        # with hung ip calls a stop costs at most the one in flight, not one per PF.
+        feed_watchdog()
+        if signals.stop:
+            raise _Stopped
+
     try:
         next_poll = time.monotonic()
         pending: Optional[Set[str]] = None  # PFs to cycle early after a link event
@@ -204,7 +216,10 @@ def serve(
             now = time.monotonic()
             if now >= next_poll or pending is not None:
                 full = now >= next_poll
-                reports = relay.cycle(None if full else sorted(pending or ()), feed_watchdog)
+                try:
+                    reports = relay.cycle(None if full else sorted(pending or ()), progress)
+                except _Stopped:
+                    break
                 if full:
                     next_poll = now + relay.config.polling_interval_ms / 1000.0
                     runtime.beat(heartbeat)
