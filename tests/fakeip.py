@@ -3,8 +3,13 @@
 ``FakeIpState`` is a JSON file describing links and their VFs. ``write_script`` installs an
 executable ``ip`` that serves ``-j link show dev PF``, ``-force -batch -``, ``link set dev PF vf N
 state S`` and ``-o monitor link`` from that file, records every call in ``calls.jsonl`` beside
-it, and can be told to fail, print garbage or hang. ``FakeIp`` is the same thing in-process (the
-``IpPort`` the relay takes) for pyfakefs tests, where a subprocess would not see the fake tree.
+it, and can be told to fail, print garbage or hang. ``-o monitor link`` sleeps, except that with
+``"monitor_events": true`` in the state it prints (and removes) the lines of ``monitor-events``
+whenever that file appears beside the state, as the kernel's RTNL events would come. A hanging
+or monitoring script exits once its parent is gone, so a killed relay leaves none behind. Each
+call in ``calls.jsonl`` also names the systemd notification variables it inherited
+(``notify_env``). ``FakeIp`` is the same thing in-process (the ``IpPort`` the relay takes) for
+pyfakefs tests, where a subprocess would not see the fake tree.
 """
 
 from __future__ import annotations
@@ -23,12 +28,20 @@ state_path = os.environ.get("FAKE_IP_STATE") or os.path.join(os.path.dirname(os.
 with open(state_path) as f:
     state = json.load(f)
 args = sys.argv[1:]
+parent = os.getppid()
+
+def sleep_forever():
+    # Until the process that started us is gone: a killed relay leaves no sleeping ip behind.
+    while os.getppid() == parent:
+        time.sleep(0.05)
+    sys.exit(1)
 with open(os.path.join(os.path.dirname(state_path), "calls.jsonl"), "a") as log:
     stdin = sys.stdin.read() if "-batch" in args else None
-    log.write(json.dumps({"argv": args, "stdin": stdin}) + "\n")
+    notify_env = sorted(k for k in os.environ if k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"))
+    log.write(json.dumps({"argv": args, "stdin": stdin, "notify_env": notify_env}) + "\n")
 mode = state.get("mode", "ok")
 if mode == "hang":
-    time.sleep(3600)
+    sleep_forever()
 if mode == "garbage":
     print("this is not json {"); sys.exit(0)
 if mode == "fail":
@@ -58,7 +71,19 @@ def set_vf(words):
     return None
 
 if args[:2] == ["-o", "monitor"]:
-    time.sleep(3600)
+    if not state.get("monitor_events"):
+        sleep_forever()
+    events = os.path.join(os.path.dirname(state_path), "monitor-events")
+    while os.getppid() == parent:
+        try:
+            os.rename(events, events + ".taken")
+        except FileNotFoundError:
+            time.sleep(0.02)
+            continue
+        with open(events + ".taken") as f:
+            sys.stdout.write(f.read())
+        sys.stdout.flush()
+        os.unlink(events + ".taken")
 elif args[:3] == ["-j", "link", "show"]:
     pf = args[-1]
     if pf not in links:
@@ -103,7 +128,10 @@ class FakeIpState:
         return json.loads(self.path.read_text())
 
     def write(self, state: dict) -> None:
-        self.path.write_text(json.dumps(state))
+        # Atomically: a running relay may start the script while a test changes the state.
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self.path)
 
     def add_pf(self, pf: str, vfs: Dict[int, str], ifindex: int = 2) -> None:
         state = self.read()
@@ -117,6 +145,13 @@ class FakeIpState:
         state = self.read()
         state.update(kwargs)
         self.write(state)
+
+    def monitor_event(self, *lines: str) -> None:
+        """Have ``ip -o monitor link`` print ``lines`` (needs ``set(monitor_events=True)``)."""
+        events = self.dir / "monitor-events"
+        tmp = self.dir / "monitor-events.tmp"
+        tmp.write_text("".join(line + "\n" for line in lines))
+        tmp.replace(events)
 
     def calls(self) -> List[dict]:
         if not self.calls_path.exists():
