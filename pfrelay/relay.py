@@ -75,6 +75,7 @@ class Relay:
         self.boot_id = boot_id
         self.memory: Dict[str, _PfMemory] = {}
         self.ledger_path = Path(config.state_file)
+        self.ledger_unsaved = False  #: the last write failed: retried every cycle until it works
         self.ledger = self._load_ledger()
 
     # ----------------------------------------------------------------- ledger
@@ -100,16 +101,26 @@ class Relay:
         return loaded
 
     def _save_ledger(self, new: ledgers.Ledger) -> None:
-        if new == self.ledger:
+        if new == self.ledger and not self.ledger_unsaved:
             return
         self.ledger = dataclasses.replace(new, boot_id=self.boot_id or new.boot_id)
+        self._write_ledger()
+
+    def _write_ledger(self) -> None:
+        """Write the ledger; on failure keep ``ledger_unsaved`` so the next cycle retries.
+
+        Without the retry a failed write was never repeated while the entries stayed the same,
+        and a restart after the disk came back found no record of the VFs to restore.
+        """
         if self.dry_run:
             return
         try:
             ledgers.save(self.ledger_path, self.ledger)
         except ledgers.LedgerError as exc:
+            self.ledger_unsaved = True
             self.report_once("", "ledger", "error", "cannot write the ledger", error=str(exc))
         else:
+            self.ledger_unsaved = False
             self.memory.setdefault("", _PfMemory()).last_warning.pop("ledger", None)
 
     # ---------------------------------------------------------------- helpers
@@ -145,6 +156,8 @@ class Relay:
             reports.append(self._cycle_pf(pf))
             if progress is not None:
                 progress()
+        if self.ledger_unsaved:
+            self._write_ledger()
         return reports
 
     def transitions(self) -> Dict[str, int]:
