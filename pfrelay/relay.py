@@ -10,7 +10,19 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Protocol, Sequence, Tuple
+from typing import (
+    AbstractSet,
+    Callable,
+    Dict,
+    FrozenSet,
+    Iterable,
+    List,
+    Optional,
+    Protocol,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 from pfrelay import ledger as ledgers
 from pfrelay.config import Config
@@ -139,6 +151,16 @@ class Relay:
     def clear_report(self, pf: str, key: str) -> None:
         self.memory.setdefault(pf, _PfMemory()).last_warning.pop(key, None)
 
+    def _rearm(self, pf: str, prefix: str, keep: AbstractSet[str] = frozenset()) -> None:
+        """Clear the per-VF report keys starting with ``prefix`` that are not in ``keep``.
+
+        A VF whose change failed (or, in a dry run, would be made) is reported once while that
+        lasts; once it is applied or no longer wanted, the next occurrence is news again.
+        """
+        memory = self.memory.setdefault(pf, _PfMemory())
+        for key in [k for k in memory.last_warning if k.startswith(prefix) and k not in keep]:
+            del memory.last_warning[key]
+
     # ------------------------------------------------------------------ cycle
     def cycle(
         self,
@@ -173,6 +195,10 @@ class Relay:
         recorded = self.ledger.disabled(pf)
         if not recorded and not (assessment.monitored and assessment.lacp is Lacp.DOWN):
             # Steady state (LACP up, or nothing we may act on): nothing to read, nothing to spawn.
+            # Faults of the last outage are re-armed: the next outage reports them afresh.
+            self._rearm(pf, "set vf ")
+            self._rearm(pf, "dry-run vf ")
+            self.clear_report(pf, "vfs")
             return PfReport(assessment, facts, None, recorded)
 
         ifindex, numvfs, totalvfs = read_sriov(cfg.sysfs, pf)
@@ -315,7 +341,9 @@ class Relay:
             )
         changes = [VfChange(pf, vf, LinkState.DISABLE) for vf in plan.disable]
         changes += [VfChange(pf, vf, LinkState.AUTO) for vf in plan.restore]
+        failed_now: Set[str] = set()
         if self.dry_run:
+            self._rearm(pf, "dry-run vf ", {f"dry-run vf {c.vf}" for c in changes})
             for change in changes:
                 self.report_once(
                     pf,
@@ -336,14 +364,19 @@ class Relay:
                 self.log.info(
                     "vf link state was set", interface=pf, id=change.vf, state=change.state.value
                 )
+            failed_now = {f"set vf {change.vf}" for change, _ in result.failed}
             for change, error in result.failed:
-                self.log.error(
+                # Retried every cycle (the table is level-triggered), reported once.
+                self.report_once(
+                    pf,
+                    f"set vf {change.vf}",
+                    "error",
                     "failed to set vf link state",
-                    interface=pf,
                     id=change.vf,
                     state=change.state.value,
                     error=error,
                 )
+        self._rearm(pf, "set vf ", failed_now)
         entry = ledgers.PfEntry(frozenset(recorded), facts.ifindex, facts.numvfs)
         self._save_ledger(self.ledger.with_pf(pf, entry))
         return tuple(VF(vf.vf, states.get(vf.vf), vf.mac) for vf in link.vfs)
