@@ -220,7 +220,9 @@ class Relay:
             {vf.vf: vf.link_state for vf in link.vfs},
             recorded,
             restore_allowed=restore_allowed,
-            complete=missing_vfs(link, facts.numvfs) == 0,
+            # Without sriov_numvfs a truncated list cannot be told from a complete one: keep
+            # the recorded VFs netlink does not show rather than forget (and strand) them.
+            complete=facts.numvfs is not None and missing_vfs(link, facts.numvfs) == 0,
         )
         vfs = self._apply(pf, facts, plan, link)
         return PfReport(assessment, facts, vfs, self.ledger.disabled(pf))
