@@ -101,6 +101,19 @@ class Relay:
                 path=str(self.ledger_path),
             )
             return ledgers.Ledger(boot_id=self.boot_id)
+        if self.boot_id and loaded.boot_id and loaded.boot_id != self.boot_id:
+            # Every entry names VFs of another boot. Dropped now, not when its PF is next
+            # cycled: a later write would stamp them with this boot's ID (a PF that is not
+            # configured is never cycled), and they would flip VFs the relay never disabled.
+            for pf in sorted(loaded.pfs):
+                self.log.warning(
+                    "ledger entries dropped: these are not the vfs the relay disabled",
+                    interface=pf,
+                    reason="the ledger was written in another boot",
+                    ids=sorted(loaded.disabled(pf)),
+                )
+            self.ledger_unsaved = bool(loaded.pfs)  # the next cycle rewrites the file
+            return ledgers.Ledger(boot_id=self.boot_id)
         for pf in sorted(set(loaded.pfs) - set(self.config.interfaces)):
             self.log.warning(
                 "ledger names a pf that is not configured; its vfs stay as they are",

@@ -548,3 +548,45 @@ def test_ip_failing_is_reported_again_at_the_next_outage(world: World) -> None:
         world.lacp(up)
         world.cycle()
     assert len(with_msg(world.all_events(), "failed to read vf link states")) == 2
+
+
+def test_truncated_list_with_sriov_numvfs_unreadable_keeps_the_invisible_entries(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without sriov_numvfs the relay cannot tell a truncated list from a complete one: a
+    recorded VF it cannot see must be kept (forgotten, it would stay disabled for good)."""
+    ledgers.save(
+        world.state_file, ledgers.Ledger({"pf0": ledgers.PfEntry(frozenset({1, 7}), 2, 8)}, BOOT)
+    )
+    world.start()
+    world.ip.links["pf0"][1] = world.ip.links["pf0"][7] = "disable"
+    world.ip.visible["pf0"] = 5
+    failing_reads(monkeypatch, lambda p: p.endswith("sriov_numvfs"), errno.EIO)
+    world.cycle()
+    assert world.vfs()[1] == "auto"  # visible: restored
+    assert world.ledger().disabled("pf0") == {7}
+    monkeypatch.undo()
+    world.ip.visible.clear()
+    world.cycle()
+    assert world.vfs()[7] == "auto"
+    assert world.ledger().pfs == {}
+
+
+def test_ledger_from_another_boot_naming_an_unconfigured_pf_is_not_adopted(
+    tmp_path: Path,
+) -> None:
+    """Entries of another boot must not be re-stamped with this boot's ID when the ledger is
+    written for another PF: once that PF is configured again they would flip its VFs."""
+    world = World(tmp_path, boot_id="boot-2")
+    ledgers.save(
+        world.state_file,
+        ledgers.Ledger({"pf9": ledgers.PfEntry(frozenset({0, 3}), 7, 4)}, "boot-1"),
+    )
+    world.start()
+    world.add_pf()
+    world.lacp(False)
+    world.cycle()
+    on_disk = world.ledger()
+    assert on_disk.boot_id == "boot-2"
+    assert "pf9" not in on_disk.pfs
+    assert on_disk.disabled("pf0") == relayed()
