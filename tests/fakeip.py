@@ -6,10 +6,11 @@ state S`` and ``-o monitor link`` from that file, records every call in ``calls.
 it, and can be told to fail, print garbage or hang. ``-o monitor link`` sleeps, except that with
 ``"monitor_events": true`` in the state it prints (and removes) the lines of ``monitor-events``
 whenever that file appears beside the state, as the kernel's RTNL events would come. A hanging
-or monitoring script exits once its parent is gone, so a killed relay leaves none behind. Each
-call in ``calls.jsonl`` also names the systemd notification variables it inherited
-(``notify_env``). ``FakeIp`` is the same thing in-process (the ``IpPort`` the relay takes) for
-pyfakefs tests, where a subprocess would not see the fake tree.
+(monitoring) script exits once its parent is gone, or after 2 (10) minutes, so a killed relay
+leaves none behind. Each call in ``calls.jsonl`` also names the systemd notification variables
+it inherited (``notify_env``) and its ``pid`` (a test can end a hang by killing it). ``FakeIp``
+is the same thing in-process (the ``IpPort`` the relay takes) for pyfakefs tests, where a
+subprocess would not see the fake tree.
 """
 
 from __future__ import annotations
@@ -30,15 +31,17 @@ with open(state_path) as f:
 args = sys.argv[1:]
 parent = os.getppid()
 
-def sleep_forever():
-    # Until the process that started us is gone: a killed relay leaves no sleeping ip behind.
-    while os.getppid() == parent:
+def sleep_forever(limit=120.0):
+    # Until the process that started us is gone (a killed relay leaves no sleeping ip behind;
+    # one that died before we looked left us to init already), or for `limit` seconds at most.
+    deadline = time.monotonic() + limit
+    while parent != 1 and os.getppid() == parent and time.monotonic() < deadline:
         time.sleep(0.05)
     sys.exit(1)
 with open(os.path.join(os.path.dirname(state_path), "calls.jsonl"), "a") as log:
     stdin = sys.stdin.read() if "-batch" in args else None
     notify_env = sorted(k for k in os.environ if k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"))
-    log.write(json.dumps({"argv": args, "stdin": stdin, "notify_env": notify_env}) + "\n")
+    log.write(json.dumps({"argv": args, "stdin": stdin, "notify_env": notify_env, "pid": os.getpid()}) + "\n")
 mode = state.get("mode", "ok")
 if mode == "hang":
     sleep_forever()
@@ -72,9 +75,10 @@ def set_vf(words):
 
 if args[:2] == ["-o", "monitor"]:
     if not state.get("monitor_events"):
-        sleep_forever()
+        sleep_forever(600.0)
     events = os.path.join(os.path.dirname(state_path), "monitor-events")
-    while os.getppid() == parent:
+    deadline = time.monotonic() + 600.0
+    while parent != 1 and os.getppid() == parent and time.monotonic() < deadline:
         try:
             os.rename(events, events + ".taken")
         except FileNotFoundError:

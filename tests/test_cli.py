@@ -596,3 +596,23 @@ def test_help_lists_the_commands(world: World) -> None:
     assert result.returncode == 0
     for command in ("run", "status", "check", "restore", "config", "demo"):
         assert re.search(rf"^\s*│?\s*{command}\b", result.stdout, re.M), command
+
+
+# ------------------------------------------------------------------ run's own errors
+def test_run_without_ip_is_one_line(world: World) -> None:
+    world.add_pf()
+    args = [*world.paths(ip=False), "--ip", str(world.root / "nowhere" / "ip")]
+    line = assert_one_line_error(world.pfrelay("run", *args, "-i", "pf0", "--once"))
+    assert "not found or not executable" in line
+    assert not (world.run_dir / "lock").exists()
+
+
+def test_run_with_an_unusable_runtime_directory_is_one_line(world: World) -> None:
+    world.add_pf()
+    blocker = world.root / "a-file"
+    blocker.write_text("")
+    state = blocker / "state.json"
+    args = [a if a != str(world.state_file) else str(state) for a in world.paths()]
+    line = assert_one_line_error(world.pfrelay("run", *args, "-i", "pf0", "--once"))
+    assert f"cannot use runtime directory {blocker}" in line
+    assert "--state-file" in line

@@ -198,7 +198,7 @@ def test_restore_delay_flag_holds_the_vfs_until_lacp_stayed_up(world: World) -> 
     world.set_lacp("bond0", "pf0", up=True)
     _, up_at, _ = daemon.wait_log("lacp is up", after=mark)
     _, restored_at, _ = daemon.wait_log("vf link state was set", after=mark, state="auto")
-    assert 0.65 <= restored_at - up_at < 1.5
+    assert 0.65 <= restored_at - up_at < 3.0
     assert daemon.stop() == 0
 
 
@@ -368,9 +368,10 @@ def test_reload_applies_ip_timeout_and_log_level_and_warns_about_dropped_pfs(
     daemon.wait_log("lacp is down", after=mark, interface="pf0")
     _, _, error = daemon.wait_log("failed to read vf link states", after=mark, timeout=3)
     assert "no answer after 0.5 s" in error["error"]  # the new ip_timeout_ms
-    calls = [c["argv"] for c in other_state.calls()]
-    assert ["-j", "link", "show", "dev", "pf0"] in calls  # the new ip binary
-    assert ["-o", "monitor", "link"] in calls  # and a new `ip monitor` under it
+    assert ["-j", "link", "show", "dev", "pf0"] in [c["argv"] for c in other_state.calls()]
+    assert wait_until(  # and a new `ip monitor` under the new binary
+        lambda: ["-o", "monitor", "link"] in [c["argv"] for c in other_state.calls()], 2
+    )
     assert [r["level"] for r in daemon.logs()[mark:]].count("INFO") == 0  # log_level warning
     assert world.vfs("pf1") == {n: "disable" for n in range(4)}  # left as they are
     assert daemon.stop() == 0
@@ -384,14 +385,31 @@ def test_sigterm_during_a_hung_ip_starts_no_further_ip(world: World) -> None:
     world.set_lacp("bond0", "pf0", up=False)
     world.set_lacp("bond1", "pf1", up=False)
     world.ip.set(mode="hang")
-    daemon = world.start(world.run_args("-i", "pf0", "-i", "pf1", "--ip-timeout", "1000"))
+    daemon = world.start(world.run_args("-i", "pf0", "-i", "pf1", "--ip-timeout", "60000"))
     daemon.wait_log("lacp is down", interface="pf0")
-    assert wait_until(lambda: [c for c in world.ip.calls() if c["argv"][0] == "-j"], 2)
+    hung = wait_until(lambda: [c for c in world.ip.calls() if c["argv"][0] == "-j"], 5)
+    assert hung, "no ip for pf0"
     assert daemon.find("lacp is down", interface="pf1") == []  # pf0's ip hangs first
-    sent = time.monotonic()
     daemon.send(signal.SIGTERM)
+    time.sleep(0.2)
+    assert daemon.proc.poll() is None  # it waits for the ip in flight...
+    world.ip.set(mode="ok")
+    ended = time.monotonic()
+    os.kill(hung[0]["pid"], signal.SIGKILL)  # ...which now ends (as at its timeout)
     assert daemon.stop(timeout=5) == 0
-    assert time.monotonic() - sent < 1.6
+    assert time.monotonic() - ended < 1.0
     shows = [c["argv"][-1] for c in world.ip.calls() if c["argv"][0] == "-j"]
     assert shows == ["pf0"], "an ip was started after SIGTERM"
     assert daemon.msgs()[-1] == "Stopping application"
+
+
+def test_an_unwritable_metrics_file_is_an_error_event_not_fatal(world: World) -> None:
+    world.add_pf()
+    metrics = world.root / "no-such-dir" / "relay.prom"
+    result = world.pfrelay(
+        *world.run_args("-i", "pf0", "--once", "--metrics-file", str(metrics))[1:]
+    )
+    assert result.returncode == 0, result.stderr
+    errors = [r for r in json_lines(result.stdout) if r["level"] == "ERROR"]
+    assert [r["msg"] for r in errors] == ["cannot write the metrics file"]
+    assert errors[0]["path"] == str(metrics)

@@ -68,7 +68,7 @@ def test_ready_status_watchdog_reload_and_stop(
     index, ready_at, ready = notify.wait(is_ready)
     assert ready == {"READY": "1", "STATUS": "1 PF: pf0 up"}
     assert (world.run_dir / "heartbeat").exists()
-    assert daemon.find("lacp is up", interface="pf0")
+    daemon.wait_log("lacp is up", interface="pf0", timeout=2)  # written before READY
     before_ready = [fields for _, fields in notify.all()[:index]]
     assert not any("READY" in fields for fields in before_ready)
     assert any("pf0 up" in fields.get("STATUS", "") for _, fields in notify.all())
@@ -148,7 +148,7 @@ def test_watchdog_starves_while_ip_hangs(world: World, notify: NotifySocket) -> 
     world.ip.set(mode="ok")  # the next ip answers; the hung one is killed at its timeout
     _, failed_at, failed = daemon.wait_log("failed to read vf link states", timeout=4)
     assert "no answer after 2 s" in failed["error"]
-    assert 1.8 <= failed_at - hang_started < 3.0
+    assert 1.8 <= failed_at - hang_started < 4.5  # the default would be 5 s
     daemon.wait_log("vf link state was set", count=4, state="disable", timeout=3)
     time.sleep(0.6)
 
@@ -156,7 +156,7 @@ def test_watchdog_starves_while_ip_hangs(world: World, notify: NotifySocket) -> 
     during = [t for t in pings if hang_started + 0.3 < t < failed_at - 0.1]
     assert during == [], "the watchdog was fed while ip hung"
     longest = max(gaps(pings))
-    assert 1.8 <= longest < 3.0, gaps(pings)  # the hang, bounded by --ip-timeout
+    assert 1.8 <= longest < 4.5, gaps(pings)  # the hang, bounded by --ip-timeout
     after = [t for t in pings if t > failed_at]
     assert len(after) >= 3
     assert max(gaps(after)) < WATCHDOG_USEC / 1e6  # fed again once ip answered

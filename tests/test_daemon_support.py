@@ -172,10 +172,15 @@ class Daemon:
             thread.join(5)
 
     def kill(self) -> None:
+        """End it at teardown: SIGTERM first, so that it ends its ``ip monitor`` child too."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGCONT)
-            self.proc.kill()
+                os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(1)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
         self.proc.wait(5)
         self.join()
 
