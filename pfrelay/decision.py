@@ -32,21 +32,28 @@ class Assessment:
     bond: Optional[Bond] = None
     slave: Optional[Slave] = None
     slow_rate: bool = False
+    #: Not monitored because the host could not be read (EACCES, EIO, a garbled file), not
+    #: because of how the PF is set up: says nothing about whether the PF left its bond.
+    unreadable: bool = False
 
 
 def assess(facts: PfFacts, *, partner_requires_aggregation: bool = True) -> Assessment:
     """Is the PF the single slave of an 802.3ad bond, and is its LACP up?"""
     pf = facts.name
 
-    def unmonitored(reason: str, bond: Optional[Bond] = None) -> Assessment:
-        return Assessment(pf, False, Lacp.UNKNOWN, reason, bond)
+    def unmonitored(
+        reason: str, bond: Optional[Bond] = None, *, unreadable: bool = False
+    ) -> Assessment:
+        return Assessment(pf, False, Lacp.UNKNOWN, reason, bond, unreadable=unreadable)
 
     if not facts.exists:
         return unmonitored("no such interface")
     if facts.master is None:
         # read_pf sets bond_error without a master when the master link itself could not be
         # read (EACCES, EIO): that is not "no master", and the operator needs the errno.
-        return unmonitored(facts.bond_error or "not enslaved to a bond (no master)")
+        if facts.bond_error:
+            return unmonitored(facts.bond_error, unreadable=True)
+        return unmonitored("not enslaved to a bond (no master)")
     if facts.master_kind is None and facts.bond_error:
         return unmonitored(facts.bond_error)
     if facts.master_kind != "bond":
@@ -55,9 +62,9 @@ def assess(facts: PfFacts, *, partner_requires_aggregation: bool = True) -> Asse
         return unmonitored(f"master {facts.master} is {article} {kind} device, not a bond")
     bond = facts.bond
     if bond is None:
-        return unmonitored(facts.bond_error or f"cannot read bond {facts.master}")
+        return unmonitored(facts.bond_error or f"cannot read bond {facts.master}", unreadable=True)
     if bond.mode is None:
-        return unmonitored(f"cannot tell the mode of bond {bond.name}", bond)
+        return unmonitored(f"cannot tell the mode of bond {bond.name}", bond, unreadable=True)
     if bond.mode != "802.3ad":
         return unmonitored(f"bond {bond.name} mode is {bond.mode}, not 802.3ad", bond)
     names = [s.name for s in bond.slaves]

@@ -62,6 +62,9 @@ class _PfMemory:
     assessment: Optional[Assessment] = None
     up_since: Optional[float] = None
     negotiating_until: Optional[float] = None
+    #: The last assessment that was not ``unreadable``: a poll that could not read the host
+    #: does not make the next monitored one a bond that "just appeared".
+    settled: Optional[Assessment] = None
     last_warning: Dict[str, str] = dataclasses.field(default_factory=dict)
     transitions: int = 0
 
@@ -267,7 +270,9 @@ class Relay:
         is down when the relay starts is acted on at once.
         """
         memory = self.memory.setdefault(pf, _PfMemory())
-        before = memory.assessment
+        before = memory.settled
+        if not now.unreadable:
+            memory.settled = now
         if now.monitored and before is not None and not before.monitored:
             memory.negotiating_until = self.clock() + NEGOTIATION_GRACE_S
         if not now.monitored or now.lacp is Lacp.UP:

@@ -590,3 +590,39 @@ def test_ledger_from_another_boot_naming_an_unconfigured_pf_is_not_adopted(
     assert on_disk.boot_id == "boot-2"
     assert "pf9" not in on_disk.pfs
     assert on_disk.disabled("pf0") == relayed()
+
+
+@pytest.mark.parametrize("code", [errno.EIO, errno.EACCES])
+def test_a_poll_that_cannot_read_does_not_delay_the_next_outage(
+    world: World, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """One unreadable poll is not a bond that "just appeared": no negotiation grace after it."""
+    world.cycle()
+    failing_reads(monkeypatch, lambda p: "bonding" in p, code)
+    (report,) = world.cycle()
+    assert report.assessment.unreadable and not report.assessment.monitored
+    monkeypatch.undo()
+    world.lacp(False)
+    (report,) = world.cycle()
+    assert report.assessment.lacp is Lacp.DOWN, report.assessment.reason
+    assert world.vfs() == expected_vfs(down=True)
+
+
+def test_a_bond_that_appears_behind_an_unreadable_poll_still_negotiates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The grace for a new bond (71/0 while LACP negotiates) survives an unreadable poll."""
+    from fakehost import load_fixture, with_states
+
+    world = World(tmp_path)
+    world.add_pf(bond=None)
+    world.cycle()
+    negotiating = with_states(load_fixture("proc-net-bonding-bond0-802.3ad-lacp-up"), 71, 0)
+    world.host.add_bond("bond0", ["pf0"], negotiating)
+    failing_reads(monkeypatch, lambda p: "bonding" in p, errno.EIO)
+    world.cycle()
+    monkeypatch.undo()
+    (report,) = world.cycle()
+    assert report.assessment.lacp is Lacp.UNKNOWN
+    assert "just appeared" in (report.assessment.reason or "")
+    assert world.vfs() == expected_vfs(down=False)
