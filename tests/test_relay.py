@@ -507,7 +507,7 @@ def test_real_bonds_that_are_not_monitored(
         mii_status=values["mii_status"],
     )
     if slave is None:  # a zero-slave bond that lagp0 still points at (a race, or a stale link)
-        world.host._link_master("lagp0", bond)
+        world.host.enslave("lagp0", bond)
     for _ in range(3):
         (report,) = world.cycle()
         assert not report.assessment.monitored
