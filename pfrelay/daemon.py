@@ -194,11 +194,28 @@ def serve(
     ready = False
     heartbeat = runtime.heartbeat_path(state_file)
     last_status = ""
+    notify_failing = False
+
+    def notified(ok: bool) -> bool:
+        # Notifier swallows send errors (the relay must not die with systemd); say so once
+        # when they start and once when they stop, or a watchdog kill would come unexplained.
+        nonlocal notify_failing
+        if notifier.enabled and ok == notify_failing:
+            notify_failing = not ok
+            if notify_failing:
+                log.warning(
+                    "cannot notify systemd; retrying with every message",
+                    error=notifier.last_error,
+                    socket=env.get("NOTIFY_SOCKET"),
+                )
+            else:
+                log.info("systemd notification works again")
+        return ok
 
     def feed_watchdog() -> None:
         nonlocal last_ping
         if watchdog_s is not None and time.monotonic() - last_ping >= watchdog_s:
-            notifier.watchdog()
+            notified(notifier.watchdog())
             last_ping = time.monotonic()
 
     def progress() -> None:
@@ -225,13 +242,12 @@ def serve(
                     runtime.beat(heartbeat)
                     if notifier.enabled:
                         line = status_line(reports)
-                        if line != last_status:
-                            notifier.status(line)
-                            last_status = line
+                        if line != last_status and notified(notifier.status(line)):
+                            last_status = line  # else sent again after the next cycle
                     _write_metrics(relay, reports, time.monotonic() - now, log)
                 pending = None
                 if not ready:
-                    notifier.ready(status_line(reports))
+                    notified(notifier.ready(status_line(reports)))
                     ready = True
                 if once:
                     break
@@ -256,7 +272,7 @@ def serve(
                 names = events.read_names()
                 if names:
                     pending = _affected(relay, names)
-        notifier.stopping()
+        notified(notifier.stopping())
         log.info("Stopping application")
         return 0
     finally:
