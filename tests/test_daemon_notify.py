@@ -148,16 +148,17 @@ def test_watchdog_starves_while_ip_hangs(world: World, notify: NotifySocket) -> 
     world.ip.set(mode="ok")  # the next ip answers; the hung one is killed at its timeout
     _, failed_at, failed = daemon.wait_log("failed to read vf link states", timeout=4)
     assert "no answer after 2 s" in failed["error"]
-    assert 1.8 <= failed_at - hang_started < 4.5  # the default would be 5 s
+    assert failed_at - hang_started < 4.5  # the default timeout would be 5 s
     daemon.wait_log("vf link state was set", count=4, state="disable", timeout=3)
     time.sleep(0.6)
 
     pings = notify.times("WATCHDOG")
-    during = [t for t in pings if hang_started + 0.3 < t < failed_at - 0.1]
-    assert during == [], "the watchdog was fed while ip hung"
-    longest = max(gaps(pings))
-    assert 1.8 <= longest < 4.5, gaps(pings)  # the hang, bounded by --ip-timeout
-    after = [t for t in pings if t > failed_at]
+    # The longest pause between pings is the hang: it covers it and is bounded by the timeout.
+    pause_start, pause_end = max(zip(pings, pings[1:]), key=lambda pair: pair[1] - pair[0])
+    assert 1.8 <= pause_end - pause_start < 4.5, gaps(pings)
+    assert pause_start <= hang_started + 0.3
+    assert pause_end >= hang_started + 1.5
+    after = [t for t in pings if t >= pause_end]
     assert len(after) >= 3
     assert max(gaps(after)) < WATCHDOG_USEC / 1e6  # fed again once ip answered
     assert daemon.stop() == 0
@@ -237,7 +238,11 @@ def test_the_relay_survives_the_manager_going_away_and_reconnects(
 
     heartbeat = world.run_dir / "heartbeat"
     before = heartbeat.stat().st_mtime
-    time.sleep(0.6)  # pings go nowhere meanwhile (ECONNREFUSED / ENOENT), swallowed
+    # Pings go nowhere meanwhile (ECONNREFUSED, then ENOENT): said once, not per ping.
+    _, _, warning = daemon.wait_log("cannot notify systemd; retrying with every message")
+    assert warning["socket"] == address
+    assert warning["error"].startswith(("ECONNREFUSED", "ENOENT"))
+    time.sleep(0.6)
     assert daemon.proc.poll() is None
     assert heartbeat.stat().st_mtime > before
 
@@ -245,12 +250,15 @@ def test_the_relay_survives_the_manager_going_away_and_reconnects(
     try:
         _, _, ping = again.wait(lambda f: "WATCHDOG" in f, timeout=2)
         assert ping == {"WATCHDOG": "1"}
+        daemon.wait_log("systemd notification works again")
         mark = again.mark()
         assert daemon.stop() == 0
         again.wait(lambda f: f == {"STOPPING": "1"}, after=mark, timeout=1.0)
     finally:
         again.close()
     assert "".join(daemon.stderr) == ""
+    assert daemon.msgs().count("cannot notify systemd; retrying with every message") == 1
+    assert daemon.msgs().count("systemd notification works again") == 1
 
 
 def test_an_unusable_notify_socket_is_logged_not_fatal(world: World) -> None:
