@@ -69,10 +69,7 @@ class LinkEvents:
     def fileno(self) -> Optional[int]:
         """The fd to select on; (re)starts the child when it is not running."""
         if self.proc is not None and self.proc.poll() is not None:
-            self.log.warning(
-                "link monitor exited; polling only until it restarts", code=self.proc.returncode
-            )
-            self._close()
+            self._exited()
         if self.proc is None and time.monotonic() >= self.next_start:
             self.next_start = time.monotonic() + 10.0
             try:
@@ -103,7 +100,7 @@ class LinkEvents:
         except OSError:
             chunk = b""
         if not chunk:
-            self._close()
+            self._exited()
             return set()
         self.buffer += chunk
         *lines, self.buffer = self.buffer.split(b"\n")
@@ -115,6 +112,18 @@ class LinkEvents:
             elif line.startswith(b"Deleted "):
                 names.add("*")
         return names
+
+    def _exited(self) -> None:
+        # Whether its end shows first as EOF on the pipe or as an exit status, say so: link
+        # events are off until the restart (at most every 10 s) and only polling is left.
+        code = None
+        if self.proc is not None:
+            # EOF usually comes just before the exit; a child that closed its stdout and
+            # lingers is not waited for long (``_close`` kills it).
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self.proc.wait(0.5)
+        self.log.warning("link monitor exited; polling only until it restarts", code=code)
+        self._close()
 
     def _close(self) -> None:
         if self.proc is not None:
