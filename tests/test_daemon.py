@@ -296,6 +296,39 @@ def test_a_link_event_wakes_the_relay_before_the_next_poll(world: World) -> None
     assert len(monitors) == 1
 
 
+def test_a_deleted_link_event_rechecks_every_pf(world: World) -> None:
+    world.add_pf()
+    world.ip.set(monitor_events=True)
+    daemon = world.start(world.run_args("-i", "pf0", interval=5000))
+    _, first_cycle, _ = daemon.wait_log("lacp is up")
+    assert wait_until(
+        lambda: any(c["argv"] == ["-o", "monitor", "link"] for c in world.ip.calls()), 2
+    )
+    world.set_lacp("bond0", "pf0", up=False)
+    sent = time.monotonic()
+    world.ip.monitor_event("Deleted 9: vf9: <BROADCAST,MULTICAST> mtu 1500 qdisc noop")
+    _, down_at, _ = daemon.wait_log("lacp is down", timeout=3)
+    assert down_at - sent < 1.0
+    assert down_at < first_cycle + 4.0
+    assert daemon.stop() == 0
+
+
+def test_a_link_monitor_that_exits_is_reported_and_polling_goes_on(world: World) -> None:
+    world.add_pf()
+    world.ip.set(mode="fail")  # every ip fails at once, `ip -o monitor link` too
+    daemon = world.start(world.run_args("-i", "pf0"))
+    _, _, warning = daemon.wait_log("link monitor exited; polling only until it restarts")
+    assert warning["level"] == "WARNING"
+    assert warning["code"] == 2
+    world.set_lacp("bond0", "pf0", up=False)  # found by the next poll
+    daemon.wait_log("lacp is down")
+    time.sleep(0.5)
+    assert daemon.msgs().count("link monitor exited; polling only until it restarts") == 1
+    monitors = [c for c in world.ip.calls() if c["argv"][:2] == ["-o", "monitor"]]
+    assert len(monitors) == 1  # restarted at most every 10 s, not every loop
+    assert daemon.stop() == 0
+
+
 def test_run_with_an_empty_config_file_and_no_interfaces_is_a_config_error(world: World) -> None:
     result = world.pfrelay("run", *world.paths(), "--once")
     line = assert_one_line_error(result, 2)
@@ -413,3 +446,23 @@ def test_an_unwritable_metrics_file_is_an_error_event_not_fatal(world: World) ->
     errors = [r for r in json_lines(result.stdout) if r["level"] == "ERROR"]
     assert [r["msg"] for r in errors] == ["cannot write the metrics file"]
     assert errors[0]["path"] == str(metrics)
+
+
+def test_reload_cannot_move_the_state_file(world: World) -> None:
+    world.add_pf()
+    other = world.root / "elsewhere" / "state.json"
+    world.write_config(f'interfaces = ["pf0"]\nstate_file = "{world.state_file}"\n')
+    args = [PFRELAY, "run", *world.paths()[:-2], "--polling-interval", "100"]
+    daemon = world.start(args)
+    daemon.wait_log("lacp is up")
+    world.write_config(f'interfaces = ["pf0"]\nstate_file = "{other}"\n')
+    mark = daemon.mark()
+    daemon.send(signal.SIGHUP)
+    _, _, warning = daemon.wait_log("state_file cannot change on reload; restart to move it")
+    assert warning["state_file"] == str(world.state_file)
+    daemon.wait_log("configuration reloaded", after=mark)
+    world.set_lacp("bond0", "pf0", up=False)
+    daemon.wait_log("vf link state was set", count=4, state="disable")
+    assert wait_until(world.state_file.exists, 2)
+    assert not other.parent.exists()
+    assert daemon.stop() == 0
