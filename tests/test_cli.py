@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
-from test_daemon_support import World, assert_one_line_error, clean_env, json_lines
+from test_daemon_support import PFRELAY, World, assert_one_line_error, clean_env, json_lines
 
 from pfrelay import __version__, cli
 from pfrelay import config as configs
@@ -616,3 +619,97 @@ def test_run_with_an_unusable_runtime_directory_is_one_line(world: World) -> Non
     line = assert_one_line_error(world.pfrelay("run", *args, "-i", "pf0", "--once"))
     assert f"cannot use runtime directory {blocker}" in line
     assert "--state-file" in line
+
+
+def run_on_a_terminal(argv: List[str], answer: bytes, timeout: float = 10.0) -> Tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as stdin/stdout, type ``answer``; (code, output)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        argv, stdin=slave, stdout=slave, stderr=slave, env=clean_env(), close_fds=True
+    )
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + timeout
+    answered = False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        if not answered and b"[y/N]" in output:
+            os.write(master, answer)
+            answered = True
+        if proc.poll() is not None and not ready:
+            break
+    os.close(master)
+    code = proc.wait(timeout)
+    return code, output.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize(("answer", "restored"), [(b"y\n", True), (b"n\n", False)])
+def test_restore_on_a_terminal_asks_first(world: World, answer: bytes, restored: bool) -> None:
+    disable_by_relay(world)
+    code, output = run_on_a_terminal([PFRELAY, "restore", *world.paths(procfs=False)], answer)
+    assert "Set to auto pf0: VFs 0 1 2 3? [y/N]:" in output
+    assert "Traceback" not in output
+    if restored:
+        assert code == 0, output
+        assert world.vfs() == {n: "auto" for n in range(4)}
+        assert ledger_pfs(world) == {}
+    else:
+        assert code == 1, output
+        assert "Aborted" in output
+        assert world.vfs() == {n: "disable" for n in range(4)}
+        assert ledger_pfs(world) == {"pf0": [0, 1, 2, 3]}
+
+
+def test_restore_with_a_corrupt_ledger_is_one_line(world: World) -> None:
+    world.run_dir.mkdir()
+    world.state_file.write_text("{not json")
+    line = assert_one_line_error(world.pfrelay("restore", "--yes", *world.paths(procfs=False)), 1)
+    assert str(world.state_file) in line
+    assert world.state_file.read_text() == "{not json"  # evidence kept
+
+
+def test_restore_of_a_pf_ip_cannot_show_keeps_its_entry(world: World) -> None:
+    disable_by_relay(world)
+    state = world.ip.read()
+    del state["links"]["pf0"]  # the PF is gone (renamed, driver unloaded)
+    world.ip.write(state)
+    result = world.pfrelay("restore", "--yes", *world.paths(procfs=False))
+    assert result.returncode == 1
+    assert result.stderr.startswith("pfrelay: error: pf0: ")
+    assert "does not exist" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert ledger_pfs(world) == {"pf0": [0, 1, 2, 3]}
+
+
+def test_status_with_a_corrupt_ledger_warns_and_shows_the_pf(world: World) -> None:
+    world.add_pf()
+    world.run_dir.mkdir()
+    world.state_file.write_text("[]")
+    result = world.pfrelay("status", "pf0", *world.paths())
+    assert result.returncode == 0
+    assert result.stderr.startswith("pfrelay: warning: ")
+    assert str(world.state_file) in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stdout.startswith("pf0: LACP UP")
+
+
+def test_check_without_proc_self_status_cannot_tell_the_capability(world: World) -> None:
+    world.add_pf()
+    result = check(world, "pf0")
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0] == "warn relay: cannot tell whether CAP_NET_ADMIN is held"
+
+
+def test_config_init_into_an_unwritable_place_is_one_line(world: World) -> None:
+    blocker = world.root / "a-file"
+    blocker.write_text("")
+    line = assert_one_line_error(world.pfrelay("config", "init", str(blocker / "c.toml")), 1)
+    assert f"cannot write {blocker / 'c.toml'}" in line
