@@ -3,8 +3,9 @@
 The loop is single-threaded. It sleeps in ``select`` on three things: the signal wake-up fd
 (SIGTERM/SIGINT stop, SIGHUP reloads the configuration), the stdout of an ``ip monitor link``
 child (the kernel sends RTM_NEWLINK for a PF when its LACP port state expires, so the relay
-reacts at once instead of at the next poll), and the polling timeout (the safety net, and the
-only trigger for recovery, for which the kernel sends no event). The systemd watchdog is fed
+reacts at once instead of at the next poll; bench/kernel showed 6.12 also announces most
+recoveries, when the slave turns ACTIVE), and the polling timeout (the safety net).
+The systemd watchdog is fed
 only from this loop, so a cycle stuck in a hung ``ip`` lets it fire.
 """
 

@@ -403,7 +403,7 @@ def test_reload_applies_ip_timeout_and_log_level_and_warns_about_dropped_pfs(
     assert "no answer after 0.5 s" in error["error"]  # the new ip_timeout_ms
     assert ["-j", "link", "show", "dev", "pf0"] in [c["argv"] for c in other_state.calls()]
     assert wait_until(  # and a new `ip monitor` under the new binary
-        lambda: ["-o", "monitor", "link"] in [c["argv"] for c in other_state.calls()], 2
+        lambda: ["-o", "monitor", "link"] in [c["argv"] for c in other_state.calls()], 10
     )
     assert [r["level"] for r in daemon.logs()[mark:]].count("INFO") == 0  # log_level warning
     assert world.vfs("pf1") == {n: "disable" for n in range(4)}  # left as they are
