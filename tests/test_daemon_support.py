@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,8 +26,25 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 from fakehost import FakeHost, healthy_pf, timeline_snapshots
 from fakeip import write_script
 
+
+def _console_script() -> str:
+    """The ``pfrelay`` console script of this interpreter's environment.
+
+    Where the package is importable but no script was installed beside the interpreter (the
+    RPM's %check runs the tests against the build tree via PYTHONPATH), write an equivalent
+    entry point once, so the same tests run the same code as a real subprocess.
+    """
+    beside = Path(sys.executable).with_name("pfrelay")
+    if beside.exists():
+        return str(beside)
+    script = Path(tempfile.mkdtemp(prefix="pfrelay-bin-")) / "pfrelay"
+    script.write_text(f"#!{sys.executable}\nfrom pfrelay.cli import main\nmain()\n")
+    script.chmod(0o755)
+    return str(script)
+
+
 #: The console script of the package installed in this interpreter's environment.
-PFRELAY = str(Path(sys.executable).with_name("pfrelay"))
+PFRELAY = _console_script()
 
 _SNAPSHOTS = timeline_snapshots("peer-stops-sending")
 #: /proc/net/bonding/bond0 verbatim from Linux 6.12: LACP up (63/63) and partner lost (79/0).
