@@ -140,13 +140,17 @@ def read_bond(procfs: StrPath, sysfs: StrPath, bond: str) -> Tuple[Optional[Bond
 
     The reason is also given with a bond when /proc could not be used but sysfs could.
     """
+    text, error = _read_proc_bonding(procfs, bond)
+    return _bond_from(sysfs, bond, text, error)
+
+
+def _read_proc_bonding(procfs: StrPath, bond: str) -> Tuple[Optional[str], Optional[str]]:
+    """(text of /proc/net/bonding/<bond>, None) or (None, why it could not be read)."""
     proc_path = os.path.join(procfs, "net/bonding", bond)
     try:
-        text: Optional[str] = read_text(proc_path)
-        error = None
+        return read_text(proc_path), None
     except OSError as exc:
-        text, error = None, f"cannot read {proc_path}: {_why(exc)}"
-    return _bond_from(sysfs, bond, text, error)
+        return None, f"cannot read {proc_path}: {_why(exc)}"
 
 
 def _bond_from(
@@ -202,12 +206,7 @@ def read_pf(procfs: StrPath, sysfs: StrPath, pf: str, *, sriov: bool = True) -> 
         ifindex, numvfs, totalvfs = read_sriov(sysfs, pf)
     if master is None or not _valid_name(master):
         return PfFacts(pf, True, ifindex, numvfs=numvfs, totalvfs=totalvfs)
-    proc_path = os.path.join(procfs, "net/bonding", master)
-    try:
-        text: Optional[str] = read_text(proc_path)
-        error = None
-    except OSError as exc:
-        text, error = None, f"cannot read {proc_path}: {_why(exc)}"
+    text, error = _read_proc_bonding(procfs, master)
     kind: Optional[str] = "bond"
     if text is None:
         if not os.path.isdir(_net(sysfs, master)):
