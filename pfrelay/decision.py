@@ -100,6 +100,60 @@ def assess(facts: PfFacts, *, partner_requires_aggregation: bool = True) -> Asse
     return Assessment(pf, True, verdict, reason, bond, slave, slow_rate=bond.lacp_rate == "slow")
 
 
+#: How long after a slave's MII status comes back up its port states are distrusted while
+#: they still read what they read when the link went down (seconds). The bonding driver keeps
+#: the last port states (63/63) through a carrier loss and re-initialises the port at its next
+#: 100 ms state-machine tick after the link returns (6.12: 63/63 with MII up for ~60 ms, then
+#: 71/0 and a 2.4 s renegotiation). One second covers that tick with room for a loaded host.
+STALE_PORT_STATE_S = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkLoss:
+    """What a slave's port states read while its MII status was down, and when MII came back."""
+
+    actor: Optional[int]
+    partner: Optional[int]
+    back_since: Optional[float] = None  #: when MII was first seen up again (clock seconds)
+
+
+def distrust_stale_ports(
+    now: Assessment, loss: Optional[LinkLoss], at: float
+) -> Tuple[Assessment, Optional[LinkLoss]]:
+    """After a link loss, "up" port states that are still the pre-loss ones are not believed.
+
+    The kernel keeps the port states through a carrier loss, so for a moment after the link
+    returns the slave reads MII up with the old 63/63 - LACP "up" by the rule - before the port
+    re-initialises and renegotiates (~2.4 s with lacp_rate fast). Acting on that moment would
+    restore the VFs and disable them again 60 ms later. So while the MII status is back up,
+    the port states equal those seen during the loss and less than ``STALE_PORT_STATE_S`` has
+    passed, an UP verdict counts as DOWN. Any change of the port states ends the distrust (the
+    port re-initialised), and so does the time limit (a renegotiation that completed between
+    two reads). Returns the assessment to act on and the ``loss`` to pass to the next call.
+    """
+    slave = now.slave
+    if now.unreadable:
+        return now, loss  # a read that failed says nothing about the link
+    if not now.monitored or slave is None:
+        return now, None
+    states = (slave.actor_state, slave.partner_state)
+    if slave.mii_up is False:
+        return now, LinkLoss(*states)
+    if slave.mii_up is None or loss is None or states != (loss.actor, loss.partner):
+        return now, None
+    back_since = at if loss.back_since is None else loss.back_since
+    if at - back_since >= STALE_PORT_STATE_S:
+        return now, None
+    held = dataclasses.replace(loss, back_since=back_since)
+    if now.lacp is not Lacp.UP:
+        return now, held
+    reason = (
+        f"the port states of {now.interface} are those from before its link went down; "
+        "waiting for LACP to renegotiate"
+    )
+    return dataclasses.replace(now, lacp=Lacp.DOWN, reason=reason), held
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """What to do with one PF's VFs this cycle."""

@@ -26,7 +26,7 @@ from typing import (
 
 from pfrelay import ledger as ledgers
 from pfrelay.config import Config
-from pfrelay.decision import Assessment, Plan, assess, decide
+from pfrelay.decision import Assessment, LinkLoss, Plan, assess, decide, distrust_stale_ports
 from pfrelay.host import PfFacts, read_pf, read_sriov
 from pfrelay.iproute import ChangeResult, IpError, VfChange
 from pfrelay.lacp import Lacp
@@ -67,6 +67,8 @@ class _PfMemory:
     settled: Optional[Assessment] = None
     last_warning: Dict[str, str] = dataclasses.field(default_factory=dict)
     transitions: int = 0
+    #: Port states seen while the slave's link was down (``distrust_stale_ports``).
+    link_loss: Optional[LinkLoss] = None
 
 
 class Relay:
@@ -207,6 +209,7 @@ class Relay:
         facts = read_pf(cfg.procfs, cfg.sysfs, pf, sriov=False)
         assessment = assess(facts, partner_requires_aggregation=cfg.partner_requires_aggregation)
         assessment = self._negotiation_grace(pf, assessment)
+        assessment = self._stale_ports(pf, assessment)
         self._log_transitions(pf, assessment)
         recorded = self.ledger.disabled(pf)
         if not recorded and not (assessment.monitored and assessment.lacp is Lacp.DOWN):
@@ -286,6 +289,16 @@ class Relay:
             )
             return dataclasses.replace(now, lacp=Lacp.UNKNOWN, reason=reason)
         return now
+
+    def _stale_ports(self, pf: str, now: Assessment) -> Assessment:
+        """Hold an UP that rests on the port states of before a link loss (logged once)."""
+        memory = self.memory.setdefault(pf, _PfMemory())
+        held, memory.link_loss = distrust_stale_ports(now, memory.link_loss, self.clock())
+        if held is not now and held.reason:
+            self.report_once(pf, "stale", "info", "port states are stale", reason=held.reason)
+        elif memory.link_loss is None:
+            self.clear_report(pf, "stale")
+        return held
 
     def _log_transitions(self, pf: str, now: Assessment) -> None:
         memory = self.memory.setdefault(pf, _PfMemory())

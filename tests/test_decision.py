@@ -8,7 +8,7 @@ from typing import Optional
 import pytest
 
 from pfrelay.bonding import Bond, Slave
-from pfrelay.decision import Plan, assess, decide
+from pfrelay.decision import Assessment, LinkLoss, Plan, assess, decide, distrust_stale_ports
 from pfrelay.host import PfFacts
 from pfrelay.lacp import Lacp
 from pfrelay.sriov import LinkState
@@ -150,3 +150,76 @@ def test_ovs_partner_option() -> None:
     ovs = facts(bond=bond(slaves=(Slave("pf0", "up", 1, 63, 59),)))
     assert assess(ovs).lacp is Lacp.DOWN
     assert assess(ovs, partner_requires_aggregation=False).lacp is Lacp.UP
+
+
+# --------------------------------------------------- stale port states after a link loss
+
+
+def slave_at(mii: Optional[str], actor: Optional[int], partner: Optional[int]) -> Assessment:
+    return assess(facts(bond=bond(slaves=(Slave("pf0", mii, 1, actor, partner),))))
+
+
+def replay(steps: list) -> list:
+    """Feed (time, mii, actor, partner) through ``distrust_stale_ports``; the verdicts acted on."""
+    loss: Optional[LinkLoss] = None
+    verdicts = []
+    for at, mii, actor, partner in steps:
+        held, loss = distrust_stale_ports(slave_at(mii, actor, partner), loss, at)
+        verdicts.append(held.lacp)
+    return verdicts
+
+
+U, D, X = Lacp.UP, Lacp.DOWN, Lacp.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        # 6.12 carrier-loss timeline: the stale 63/63 with MII up at +6.67 s is not believed
+        (
+            [(0, "up", 63, 63), (0.5, "down", 63, 63), (6.67, "up", 63, 63), (6.74, "up", 71, 0),
+             (8.96, "up", 15, 63), (9.03, "up", 63, 63)],
+            [U, D, D, D, D, U],
+        ),
+        # held until the time limit when the renegotiation finished between two reads
+        (
+            [(0, "down", 63, 63), (1, "up", 63, 63), (1.5, "up", 63, 63), (1.999, "up", 63, 63),
+             (2.0, "up", 63, 63), (2.5, "up", 63, 63)],
+            [D, D, D, D, U, U],
+        ),
+        # the limit counts from the first read with MII up, not from the loss
+        ([(0, "down", 63, 63), (50, "down", 63, 63), (50.5, "up", 63, 63)], [D, D, D]),
+        # a port that was already down when the link went is not held past its own verdict
+        ([(0, "down", 71, 0), (1, "up", 71, 0), (1.2, "up", 63, 63)], [D, D, U]),
+        # any change of the port states ends the distrust, for good (61: partner slow rate)
+        ([(0, "down", 63, 63), (1, "up", 63, 61), (1.1, "up", 63, 63)], [D, U, U]),
+        # MII unknown (sysfs gone) forgets the loss: nothing to compare with afterwards
+        ([(0, "down", 63, 63), (1, None, 63, 63), (1.1, "up", 63, 63)], [D, X, U]),
+        # no loss seen: an up port is up at once
+        ([(0, "up", 63, 63), (0.1, "up", 63, 63)], [U, U]),
+        # the loss seen again while held starts over
+        ([(0, "down", 63, 63), (1, "up", 63, 63), (1.5, "down", 63, 63), (2.4, "up", 63, 63),
+          (3.3, "up", 63, 63), (3.4, "up", 63, 63)],
+         [D, D, D, D, D, U]),
+    ],
+)  # fmt: skip
+def test_distrust_stale_ports(steps: list, expected: list) -> None:
+    assert replay(steps) == expected
+
+
+def test_stale_hold_names_the_reason_and_survives_an_unreadable_read() -> None:
+    _, loss = distrust_stale_ports(slave_at("down", 63, 63), None, 0.0)
+    assert loss == LinkLoss(63, 63)
+    unreadable = assess(facts(master=None, master_kind=None, bond_error="EIO"))
+    assert unreadable.unreadable
+    same, kept = distrust_stale_ports(unreadable, loss, 0.5)
+    assert same is unreadable and kept == loss
+    held, kept = distrust_stale_ports(slave_at("up", 63, 63), kept, 0.6)
+    assert held.lacp is Lacp.DOWN and kept == LinkLoss(63, 63, back_since=0.6)
+    assert held.reason is not None and "pf0" in held.reason and "renegotiate" in held.reason
+
+
+def test_stale_hold_ends_when_the_pf_leaves_its_bond() -> None:
+    _, loss = distrust_stale_ports(slave_at("down", 63, 63), None, 0.0)
+    gone = assess(facts(bond=bond(mode="active-backup")))
+    assert distrust_stale_ports(gone, loss, 0.1) == (gone, None)

@@ -38,13 +38,14 @@ from pfrelay.relay import observe
 #: The verdict at each snapshot of each timeline (U up, D down), read off the files by hand:
 #: down as soon as either side loses AGG|SYN|COL|DIS or gets DEFAULTED/EXPIRED, or the slave's
 #: MII goes down (carrier loss keeps 63/63); up again only at 63/63 (61/61 with slow rate) and
-#: MII up. carrier-loss snap-01 (+0.38 s) still says MII up, snap-04 (+6.67 s) is the ~60 ms
-#: when the stale 63/63 shows with MII up again before the port re-initialises.
+#: MII up. carrier-loss snap-01 (+0.38 s) still says MII up; snap-04 (+6.67 s) is the ~60 ms
+#: when the stale 63/63 shows with MII up again before the port re-initialises: up by the
+#: rule, but the pre-loss port states are not believed (``distrust_stale_ports``), so down.
 TIMELINES = {
     "peer-stops-sending": "UDDDDU",  # 63/63, 143/55, 79/0, 15/15, 63/15, 63/63
     "peer-stops-receiving": "UDDDDDDU",  # 63/63, 63/143, 15/71, 143/71, 79/0, 15/71, 15/63, 63/63
     "lacpdu-blocked-both-ways": "UDDDDU",  # as peer-stops-sending
-    "carrier-loss": "UUDDUDDDDDU",  # MII up, up, down, down, up(stale), 71/0 ... 63/63
+    "carrier-loss": "UUDDDDDDDDU",  # MII up, up, down, down, stale 63/63, 71/0 ... 63/63
     "peer-lag-deleted": "UDDDDDDU",  # 63/63, MII down 15/3, 199/2, 7/199, 7/7, 15/7, 15/63
     "slow-peer-stops-sending": "UDDDDU",  # 61/61, 141/55, 77/0, 13/13, 61/13, 61/61
     "igb-0-vfs-peer-stops-sending": "UDDDU",  # the igb PF eth0: 63/63, 143/55, 79/0, 63/15
@@ -86,11 +87,11 @@ def test_timeline_step_by_step(tmp_path: Path, scenario: str, reader: str) -> No
     assert len(lacp_lines) == changes
 
 
-def test_timeline_with_restore_delay_rides_out_the_stale_carrier_moment(tmp_path: Path) -> None:
+def test_timeline_stale_carrier_moment_and_restore_delay(tmp_path: Path) -> None:
     """carrier-loss: 63/63 with MII up for ~60 ms before the port re-initialises (snap-04).
 
-    Without a delay the VFs flap back to auto for that moment; with ``restore_delay_ms`` they
-    stay disabled until LACP has been up for the whole delay (the lab's clock drives ours).
+    That moment restores nothing, with or without a delay (the lab's clock drives ours); with
+    ``restore_delay_ms`` the VFs then stay disabled until LACP has been up for the whole delay.
     """
     steps = timeline_steps("carrier-loss")
     no_delay = World(tmp_path / "a")
@@ -109,9 +110,14 @@ def test_timeline_with_restore_delay_rides_out_the_stale_carrier_moment(tmp_path
         world.now += 0.001
         world.relay.cycle()
         seen[key].append(world.vfs()[0] == "disable")
-    #                 00     01     02    03    04     05    06    07    08    09    10     +.499  +.5
-    assert seen["a"] == [False, False, True, True, False, True, True, True, True, True, False, False, False]  # fmt: skip
+    #                 00     01     02    03    04    05    06    07    08    09    10     +.499  +.5
+    assert seen["a"] == [False, False, True, True, True, True, True, True, True, True, False, False, False]  # fmt: skip
     assert seen["b"] == [False, False, True, True, True, True, True, True, True, True, True, True, False]  # fmt: skip
+    # One "lacp is down" and one "lacp is up" for the whole loss: the stale moment is no flap.
+    lacp_lines = [m for m in msgs(no_delay.all_events()) if m.startswith("lacp is")]
+    assert lacp_lines == ["lacp is up", "lacp is down", "lacp is up"]
+    stale = with_msg(no_delay.all_events(), "port states are stale")
+    assert len(stale) == 1 and "before its link went down" in stale[0]["reason"], stale
 
 
 # ------------------------------------------------------------------------------ the rules
