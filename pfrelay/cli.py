@@ -10,12 +10,15 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Dict, List, NoReturn, Optional
+from typing import TYPE_CHECKING, Dict, List, NoReturn, Optional
 
 import typer
 
 from pfrelay import __version__
 from pfrelay import config as configs
+
+if TYPE_CHECKING:  # the ledger module is imported by the commands that use it
+    from pfrelay.ledger import Ledger
 
 app = typer.Typer(
     add_completion=True,
@@ -348,16 +351,23 @@ def restore(
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     config: Optional[str] = ConfigOpt,
+    procfs: Optional[str] = ProcfsOpt,
+    sysfs: Optional[str] = SysfsOpt,
     ip: Optional[str] = IpOpt,
     state_file: Optional[str] = StateOpt,
 ) -> None:
-    """Put every VF the relay disabled back to auto and empty the ledger (decommissioning)."""
+    """Put every VF the relay disabled back to auto and empty the ledger (decommissioning).
+
+    Entries that no longer name the VFs the relay disabled (written in another boot, the PF or
+    its VFs re-created since) are dropped, not restored: those VFs are someone else's now.
+    """
     from pfrelay import ledger as ledgers
     from pfrelay import runtime
+    from pfrelay.host import read_boot_id, read_sriov
     from pfrelay.iproute import Ip, IpError, VfChange, resolve_binary
     from pfrelay.sriov import LinkState, VfListError, parse_link_show
 
-    cfg = _load(config, _flags(None, None, None, None, ip, state_file))
+    cfg = _load(config, _flags(None, None, procfs, sysfs, ip, state_file))
     for name in interfaces or ():
         try:
             configs.validate_interface_name(name)
@@ -377,8 +387,23 @@ def restore(
         except (ledgers.LedgerError, IpError) as exc:
             fail(str(exc), 1)
         targets = list(interfaces) if interfaces else sorted(ledger.pfs)
-        plan = {pf: sorted(ledger.disabled(pf)) for pf in targets if ledger.disabled(pf)}
+        now = {pf: read_sriov(cfg.sysfs, pf)[:2] for pf in targets if pf in ledger.pfs}
+        stale = {
+            pf: why
+            for pf, why in ledgers.stale_entries(ledger, read_boot_id(cfg.procfs), now)
+            if pf in now
+        }
+        for pf, reason in sorted(stale.items()):
+            ids = " ".join(map(str, sorted(ledger.disabled(pf))))
+            typer.echo(f"pfrelay: {pf}: not restoring VFs {ids}: {reason}", err=True)
+        plan = {
+            pf: sorted(ledger.disabled(pf))
+            for pf in targets
+            if ledger.disabled(pf) and pf not in stale
+        }
         if not plan:
+            if stale:
+                _save_ledger(path, ledgers.without(ledger, stale))
             typer.echo(
                 "nothing to restore: the ledger names no disabled VF for "
                 + (", ".join(targets) or "any PF")
@@ -389,6 +414,7 @@ def restore(
             if not sys.stdin.isatty():
                 fail(f"would set to auto {summary}; pass --yes to confirm without a terminal")
             typer.confirm(f"Set to auto {summary}?", abort=True)
+        ledger = ledgers.without(ledger, stale)
         code = 0
         for pf, vfs in plan.items():
             try:
@@ -413,11 +439,17 @@ def restore(
             kept = frozenset(c.vf for c, _ in result.failed)
             entry = ledger.pfs[pf]
             ledger = ledger.with_pf(pf, ledgers.PfEntry(kept, entry.ifindex, entry.numvfs))
-        try:
-            ledgers.save(path, ledger)
-        except ledgers.LedgerError as exc:
-            fail(str(exc), 1)
+        _save_ledger(path, ledger)
     raise typer.Exit(code)
+
+
+def _save_ledger(path: Path, ledger: "Ledger") -> None:
+    from pfrelay import ledger as ledgers
+
+    try:
+        ledgers.save(path, ledger)
+    except ledgers.LedgerError as exc:
+        fail(str(exc), 1)
 
 
 @app.command()

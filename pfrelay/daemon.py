@@ -25,6 +25,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Set
 
 from pfrelay import __version__, metrics, runtime
 from pfrelay import config as configs
+from pfrelay.host import read_boot_id
 from pfrelay.iproute import Ip, IpError, resolve_binary
 from pfrelay.lacp import Lacp
 from pfrelay.log import LEVELS, EventLog
@@ -46,14 +47,6 @@ def status_line(reports: Sequence[PfReport]) -> str:
         parts.append(text)
     count = len(reports)
     return f"{count} PF{'s' if count != 1 else ''}: " + ", ".join(parts)
-
-
-def read_boot_id(procfs: str) -> Optional[str]:
-    try:
-        with open(Path(procfs) / "sys/kernel/random/boot_id", encoding="ascii") as handle:
-            return handle.read(64).strip() or None
-    except (OSError, UnicodeDecodeError):
-        return None
 
 
 class LinkEvents:

@@ -218,3 +218,12 @@ def read_pf(procfs: StrPath, sysfs: StrPath, pf: str, *, sriov: bool = True) -> 
         return PfFacts(pf, True, ifindex, master, kind, None, None, numvfs, totalvfs)
     bond, error = _bond_from(sysfs, master, text, error)
     return PfFacts(pf, True, ifindex, master, kind, bond, error, numvfs, totalvfs)
+
+
+def read_boot_id(procfs: StrPath) -> Optional[str]:
+    """This boot's ID (``<procfs>/sys/kernel/random/boot_id``): ledgers are stamped with it."""
+    try:
+        with open(os.path.join(procfs, "sys/kernel/random/boot_id"), encoding="ascii") as handle:
+            return handle.read(64).strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None

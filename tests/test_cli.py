@@ -482,12 +482,12 @@ def test_restore_yes_puts_back_what_the_relay_disabled(world: World) -> None:
     disable_by_relay(world)
     # An operator has since taken VF 1 over by hand.
     world.ip.add_pf("pf0", {0: "disable", 1: "enable", 2: "disable", 3: "disable"})
-    result = world.pfrelay("restore", "--yes", *world.paths(procfs=False))
+    result = world.pfrelay("restore", "--yes", *world.paths())
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["pf0 vf 0: auto", "pf0 vf 2: auto", "pf0 vf 3: auto"]
     assert world.vfs() == {0: "auto", 1: "enable", 2: "auto", 3: "auto"}
     assert ledger_pfs(world) == {}
-    again = world.pfrelay("restore", "--yes", *world.paths(procfs=False))
+    again = world.pfrelay("restore", "--yes", *world.paths())
     assert again.returncode == 0
     assert again.stdout.startswith("nothing to restore")
 
@@ -500,18 +500,47 @@ def test_restore_of_one_pf_keeps_the_others(world: World) -> None:
         world.state_file,
         Ledger({"pf0": PfEntry(frozenset({0, 1}), 2, 2), "pf1": PfEntry(frozenset({0}), 3, 1)}),
     )
-    result = world.pfrelay("restore", "pf1", "--yes", *world.paths(procfs=False))
+    result = world.pfrelay("restore", "pf1", "--yes", *world.paths())
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["pf1 vf 0: auto"]
     assert world.vfs("pf0") == {0: "disable", 1: "disable"}
     assert ledger_pfs(world) == {"pf0": [0, 1]}
 
 
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("boot", "the ledger was written in another boot"),
+        ("ifindex", "the PF was re-created (ifindex 2 -> 7)"),
+        ("numvfs", "the VFs were re-created (sriov_numvfs 4 -> 2)"),
+    ],
+)
+def test_restore_does_not_flip_vfs_the_relay_did_not_disable(
+    world: World, change: str, reason: str
+) -> None:
+    """A ledger entry from another boot, or of a PF/VFs re-created since, names other VFs."""
+    disable_by_relay(world)
+    if change == "boot":
+        (world.host.procfs / "sys/kernel/random/boot_id").write_text("another-boot\n")
+    elif change == "ifindex":
+        (world.host.net("pf0") / "ifindex").write_text("7\n")
+    else:
+        (world.host.net("pf0") / "device/sriov_numvfs").write_text("2\n")
+    calls = len(world.ip.calls())
+    result = world.pfrelay("restore", "--yes", *world.paths())
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"pfrelay: pf0: not restoring VFs 0 1 2 3: {reason}"]
+    assert len(world.ip.calls()) == calls  # not even a look
+    assert result.stdout.startswith("nothing to restore")
+    assert world.vfs() == {n: "disable" for n in range(4)}  # untouched
+    assert ledger_pfs(world) == {}  # the entry is dropped: those VFs are not ours
+
+
 def test_restore_refuses_while_a_relay_holds_the_lock(world: World) -> None:
     disable_by_relay(world)
     daemon = world.start(world.run_args("-i", "pf0"))
     daemon.wait_log("lacp is down")
-    line = assert_one_line_error(world.pfrelay("restore", "--yes", *world.paths(procfs=False)), 1)
+    line = assert_one_line_error(world.pfrelay("restore", "--yes", *world.paths()), 1)
     assert str(world.run_dir / "lock") in line
     assert "the running relay would disable the VFs again" in line
     assert world.vfs() == {n: "disable" for n in range(4)}
@@ -521,7 +550,7 @@ def test_restore_refuses_while_a_relay_holds_the_lock(world: World) -> None:
 
 def test_restore_without_yes_and_no_terminal_refuses_with_a_hint(world: World) -> None:
     disable_by_relay(world)
-    line = assert_one_line_error(world.pfrelay("restore", *world.paths(procfs=False)), 2)
+    line = assert_one_line_error(world.pfrelay("restore", *world.paths()), 2)
     assert "pf0: VFs 0 1 2 3" in line
     assert "--yes" in line
     assert world.vfs() == {n: "disable" for n in range(4)}
@@ -531,7 +560,7 @@ def test_restore_without_yes_and_no_terminal_refuses_with_a_hint(world: World) -
 def test_restore_reports_a_vf_it_cannot_set_and_keeps_it(world: World) -> None:
     disable_by_relay(world)
     world.ip.set(fail_vfs=[["pf0", 2]])
-    result = world.pfrelay("restore", "--yes", *world.paths(procfs=False))
+    result = world.pfrelay("restore", "--yes", *world.paths())
     assert result.returncode == 1
     assert result.stdout.splitlines() == ["pf0 vf 0: auto", "pf0 vf 1: auto", "pf0 vf 3: auto"]
     assert result.stderr.splitlines() == [
@@ -654,7 +683,7 @@ def run_on_a_terminal(argv: List[str], answer: bytes, timeout: float = 10.0) -> 
 @pytest.mark.parametrize(("answer", "restored"), [(b"y\n", True), (b"n\n", False)])
 def test_restore_on_a_terminal_asks_first(world: World, answer: bytes, restored: bool) -> None:
     disable_by_relay(world)
-    code, output = run_on_a_terminal([PFRELAY, "restore", *world.paths(procfs=False)], answer)
+    code, output = run_on_a_terminal([PFRELAY, "restore", *world.paths()], answer)
     assert "Set to auto pf0: VFs 0 1 2 3? [y/N]:" in output
     assert "Traceback" not in output
     if restored:
@@ -671,7 +700,7 @@ def test_restore_on_a_terminal_asks_first(world: World, answer: bytes, restored:
 def test_restore_with_a_corrupt_ledger_is_one_line(world: World) -> None:
     world.run_dir.mkdir()
     world.state_file.write_text("{not json")
-    line = assert_one_line_error(world.pfrelay("restore", "--yes", *world.paths(procfs=False)), 1)
+    line = assert_one_line_error(world.pfrelay("restore", "--yes", *world.paths()), 1)
     assert str(world.state_file) in line
     assert world.state_file.read_text() == "{not json"  # evidence kept
 
@@ -681,7 +710,7 @@ def test_restore_of_a_pf_ip_cannot_show_keeps_its_entry(world: World) -> None:
     state = world.ip.read()
     del state["links"]["pf0"]  # the PF is gone (renamed, driver unloaded)
     world.ip.write(state)
-    result = world.pfrelay("restore", "--yes", *world.paths(procfs=False))
+    result = world.pfrelay("restore", "--yes", *world.paths())
     assert result.returncode == 1
     assert result.stderr.startswith("pfrelay: error: pf0: ")
     assert "does not exist" in result.stderr
