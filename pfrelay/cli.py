@@ -255,6 +255,10 @@ def status(
     except ledgers.LedgerError as exc:
         typer.echo(f"pfrelay: warning: {exc}", err=True)
         ledger = ledgers.Ledger()
+    stale = _stale_entries(cfg, ledger, list(cfg.interfaces))
+    for pf, reason in sorted(stale.items()):
+        typer.echo(f"pfrelay: warning: {pf}: ledger entry ignored: {reason}", err=True)
+    ledger = ledgers.without(ledger, stale)
     reports = [observe(cfg, runner, ledger, pf) for pf in cfg.interfaces]
     info = runtime.service_info(Path(cfg.state_file))
     typer.echo(views.to_json(reports, info) if json_output else views.to_table(reports, info))
@@ -363,7 +367,6 @@ def restore(
     """
     from pfrelay import ledger as ledgers
     from pfrelay import runtime
-    from pfrelay.host import read_boot_id, read_sriov
     from pfrelay.iproute import Ip, IpError, VfChange, resolve_binary
     from pfrelay.sriov import LinkState, VfListError, parse_link_show
 
@@ -387,12 +390,7 @@ def restore(
         except (ledgers.LedgerError, IpError) as exc:
             fail(str(exc), 1)
         targets = list(interfaces) if interfaces else sorted(ledger.pfs)
-        now = {pf: read_sriov(cfg.sysfs, pf)[:2] for pf in targets if pf in ledger.pfs}
-        stale = {
-            pf: why
-            for pf, why in ledgers.stale_entries(ledger, read_boot_id(cfg.procfs), now)
-            if pf in now
-        }
+        stale = _stale_entries(cfg, ledger, targets)
         for pf, reason in sorted(stale.items()):
             ids = " ".join(map(str, sorted(ledger.disabled(pf))))
             typer.echo(f"pfrelay: {pf}: not restoring VFs {ids}: {reason}", err=True)
@@ -441,6 +439,16 @@ def restore(
             ledger = ledger.with_pf(pf, ledgers.PfEntry(kept, entry.ifindex, entry.numvfs))
         _save_ledger(path, ledger)
     raise typer.Exit(code)
+
+
+def _stale_entries(cfg: configs.Config, ledger: "Ledger", pfs: List[str]) -> Dict[str, str]:
+    """The entries of ``pfs`` that no longer name the VFs the relay disabled, with the reason."""
+    from pfrelay import ledger as ledgers
+    from pfrelay.host import read_boot_id, read_sriov
+
+    now = {pf: read_sriov(cfg.sysfs, pf)[:2] for pf in pfs if pf in ledger.pfs}
+    stale = ledgers.stale_entries(ledger, read_boot_id(cfg.procfs), now)
+    return {pf: why for pf, why in stale if pf in now}
 
 
 def _save_ledger(path: Path, ledger: "Ledger") -> None:

@@ -366,6 +366,22 @@ def test_status_json_contract(world: World) -> None:
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", doc["service"]["last_cycle"])
 
 
+def test_status_does_not_credit_the_relay_with_vfs_of_another_boot(world: World) -> None:
+    world.add_pf()
+    world.set_lacp("bond0", "pf0", up=False)
+    assert world.pfrelay("run", *world.paths(), "-i", "pf0", "--once").returncode == 0
+    (world.host.procfs / "sys/kernel/random/boot_id").write_text("another-boot\n")
+    result = world.pfrelay("status", "pf0", "--json", *world.paths())
+    assert result.stderr.splitlines() == [
+        "pfrelay: warning: pf0: ledger entry ignored: the ledger was written in another boot"
+    ]
+    (pf0,) = json.loads(result.stdout)["interfaces"]
+    assert pf0["vfs"] == [
+        {"vf": n, "link_state": "disable", "disabled_by_relay": False} for n in range(4)
+    ]
+    assert ledger_pfs(world) == {"pf0": [0, 1, 2, 3]}  # status reads; the relay drops it
+
+
 def test_status_json_shows_a_running_relay(world: World) -> None:
     world.add_pf()
     daemon = world.start(world.run_args("-i", "pf0"))
