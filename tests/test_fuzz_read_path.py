@@ -4,7 +4,7 @@
 The inputs start from the real captures, broken the ways a short read, a race or a future kernel
 would break them (lines dropped, duplicated, moved, cut mid-line, numbers replaced, junk and
 non-UTF-8 bytes inserted), or are random bytes outright; sysfs files and the ``master`` link get
-random contents too. ``tests/test_bonding_fuzz.py`` fuzzes the parser alone; these go through
+random contents too. ``tests/test_fuzz_parser.py`` fuzzes the parser alone; these go through
 the files, the bounded reads and the relay. Every property runs a fixed number of examples
 (``EXAMPLES``), with no example database, so CI does the same work on every run.
 """

@@ -1,5 +1,6 @@
-"""Property tests: whatever /proc/net/bonding or sysfs holds, the outcome is a sound ``Bond`` or
-``BondingParseError``, nothing else. Inputs start from the real captures and get broken."""
+"""Property tests of the parser alone: whatever /proc/net/bonding or sysfs holds, the outcome
+is a sound ``Bond`` or ``BondingParseError``, nothing else. Inputs start from the real captures
+and get broken; ``tests/test_fuzz_read_path.py`` takes them through the files and the relay."""
 
 from __future__ import annotations
 
