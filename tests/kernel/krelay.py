@@ -151,9 +151,11 @@ class Relay:
                     f"\nlast log lines: {events[-10:]}"
                 )
             if time.monotonic() >= deadline:
+                size = self.log_path.stat().st_size if self.log_path.exists() else None
                 raise AssertionError(
-                    f"no {msg!r} {fields} from pfrelay within {timeout}s;"
-                    f" last log lines: {events[-10:]}"
+                    f"no {msg!r} {fields} from pfrelay within {timeout}s"
+                    f" ({time.time() - self.start_times[-1]:.1f} s after its start;"
+                    f" {self.log_path.name}: {size} bytes); last log lines: {events[-10:]}"
                 )
             time.sleep(0.05)
 
