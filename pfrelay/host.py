@@ -120,7 +120,9 @@ def _fill_from_sysfs(sysfs: StrPath, base: Bond, *, everything: bool) -> Tuple[B
 
     Returns (bond, whether any bond-level file could be read; False when nothing was needed).
     """
-    bond_files, _ = sysfs_gaps(base, everything=everything)
+    bond_files, slave_gaps = sysfs_gaps(base, everything=everything)
+    if not bond_files and not slave_gaps:
+        return base, False  # a privileged read of a healthy bond: /proc said it all
     bond_dir = os.path.join(_net(sysfs, base.name), "bonding")
     bond_values = {f: _optional(os.path.join(bond_dir, f)) for f in bond_files}
     merged = merge_sysfs(base, bond_values, {}) if bond_values else base

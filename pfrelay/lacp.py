@@ -83,9 +83,11 @@ def port_verdict(
         return Lacp.DOWN
     if mii_up is None or actor is None or partner is None:
         return Lacp.UNKNOWN
-    partner_needed = IN_SERVICE
-    if not partner_requires_aggregation:
-        partner_needed &= ~PortState.AGGREGATION
-    actor_ok = actor & IN_SERVICE == IN_SERVICE and not actor & OUT_OF_SERVICE
-    partner_ok = partner & partner_needed == partner_needed and not partner & OUT_OF_SERVICE
+    # Plain ints: IntFlag operators go through enum machinery on every poll of every PF.
+    partner_needed = _IN if partner_requires_aggregation else _IN & ~_AGG
+    actor_ok = actor & _IN == _IN and not actor & _OUT
+    partner_ok = partner & partner_needed == partner_needed and not partner & _OUT
     return Lacp.UP if actor_ok and partner_ok else Lacp.DOWN
+
+
+_IN, _OUT, _AGG = int(IN_SERVICE), int(OUT_OF_SERVICE), int(PortState.AGGREGATION)
