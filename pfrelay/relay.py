@@ -244,7 +244,7 @@ class Relay:
             complete=facts.numvfs is not None and missing_vfs(link, facts.numvfs) == 0,
         )
         vfs = self._apply(pf, facts, plan, link)
-        return PfReport(assessment, facts, vfs, self.ledger.disabled(pf))
+        return PfReport(assessment, facts, vfs, disabled_by_relay(self.ledger.disabled(pf), vfs))
 
     def _read_vfs(self, pf: str, facts: PfFacts) -> PfLink:
         out, _err = self.ip.link_show(pf)
@@ -387,12 +387,18 @@ class Relay:
                     state=change.state.value,
                 )
         elif changes:
+            if plan.disable:
+                # Write-ahead: an ip that fails or times out may still have disabled some of
+                # these VFs; once recorded, the next cycle sorts them out (still auto while
+                # down: disabled again; auto once up: forgotten; disable: restored on up).
+                # Recorded only after the change, such a VF looked hand-disabled for good.
+                recorded.update(plan.disable)
+                entry = ledgers.PfEntry(frozenset(recorded), facts.ifindex, facts.numvfs)
+                self._save_ledger(self.ledger.with_pf(pf, entry))
             result = self.ip.set_vf_states(changes)
             for change in result.applied:
                 states[change.vf] = change.state
-                if change.state is LinkState.DISABLE:
-                    recorded.add(change.vf)
-                else:
+                if change.state is LinkState.AUTO:
                     recorded.discard(change.vf)
                 self.log.info(
                     "vf link state was set", interface=pf, id=change.vf, state=change.state.value
@@ -415,6 +421,16 @@ class Relay:
         return tuple(VF(vf.vf, states.get(vf.vf), vf.mac) for vf in link.vfs)
 
 
+def disabled_by_relay(recorded: FrozenSet[int], vfs: Iterable[VF]) -> FrozenSet[int]:
+    """The recorded VFs that are ``disable`` now, or that netlink did not show.
+
+    A VF is recorded before the relay sets it (write-ahead), so a change that failed leaves
+    it recorded but still ``auto``: the relay has not disabled it, and status says so.
+    """
+    shown = {vf.vf: vf.link_state for vf in vfs}
+    return frozenset(v for v in recorded if shown.get(v, LinkState.DISABLE) is LinkState.DISABLE)
+
+
 def _value(state: Optional[LinkState]) -> Optional[str]:
     return state.value if state is not None else None
 
@@ -435,4 +451,4 @@ def observe(config: Config, ip: Optional[IpPort], ledger: ledgers.Ledger, pf: st
         link = parse_link_show(pf, out)
     except (IpError, VfListError) as exc:
         return PfReport(assessment, facts, None, recorded, vf_error=str(exc))
-    return PfReport(assessment, facts, link.vfs, recorded)
+    return PfReport(assessment, facts, link.vfs, disabled_by_relay(recorded, link.vfs))

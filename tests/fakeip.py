@@ -107,7 +107,10 @@ elif "-batch" in args:
             print(err, file=sys.stderr); print("Command failed -:%d" % n, file=sys.stderr); rc = 1
             if "-force" not in args:
                 break
-    save(); sys.exit(rc)
+    save()
+    if mode == "hang-after-batch":  # the changes are made, the answer never comes
+        sleep_forever()
+    sys.exit(rc)
 elif args[:2] == ["link", "set"]:
     err = set_vf(args)
     save()

@@ -19,6 +19,7 @@ from fakeip import FakeIp, write_script
 from test_relay_support import (
     BOOT,
     PROC_DOWN,
+    PROC_UP,
     World,
     expected_vfs,
     relayed,
@@ -266,7 +267,9 @@ def test_garbage_in_kernel_files(world: World) -> None:
 @pytest.fixture
 def script_world(tmp_path: Path) -> Any:
     path, state = write_script(tmp_path / "bin")
-    world = World(tmp_path, ip=Ip(str(path), 0.5), start=False)
+    # 2 s: the fake ip is a Python script; on a loaded two-core CI machine one run took more
+    # than the 0.5 s this was, and the killed batch had disabled the VFs all the same.
+    world = World(tmp_path, ip=Ip(str(path), 2.0), start=False)
     world.host.add_pf("pf0", ifindex=2, numvfs=8)
     world.host.add_bond("bond0", ["pf0"], PROC_DOWN)
     state.add_pf("pf0", expected_vfs(down=False))
@@ -279,7 +282,7 @@ def script_world(tmp_path: Path) -> Any:
     [
         ("fail", "RTNETLINK answers: Operation not permitted"),
         ("garbage", "not JSON"),
-        ("hang", "no answer after 0.5 s (killed)"),
+        ("hang", "no answer after 2 s (killed)"),
     ],
 )
 def test_ip_failing_is_logged_once_and_retried(script_world: Any, mode: str, error: str) -> None:
@@ -298,6 +301,28 @@ def test_ip_failing_is_logged_once_and_retried(script_world: Any, mode: str, err
     assert world.ledger().disabled("pf0") == relayed()
 
 
+def test_a_batch_killed_after_it_changed_the_vfs_still_restores_them(script_world: Any) -> None:
+    """ip disables the VFs, then hangs past its timeout and is killed: the relay is told the
+    batch failed. The VFs were recorded before ip ran, so they are the relay's (not taken for
+    hand-disabled ones) and go back to auto when LACP returns. A clean-clone CI run hit this:
+    a fake ip slowed by a loaded machine was killed after it had made its changes."""
+    world, state = script_world
+    state.set(mode="hang-after-batch")
+    (report,) = world.cycle()
+    assert state.vfs("pf0") == expected_vfs(down=True)  # done, though reported as failed
+    assert with_msg(world.events(), "failed to set vf link state")
+    assert world.ledger().disabled("pf0") == relayed()
+    assert report.disabled_by_relay == frozenset()  # as far as the relay was told
+    state.set(mode="ok")
+    (report,) = world.cycle()  # still down: read back, nothing left to do
+    assert report.disabled_by_relay == relayed()
+    assert len([c for c in state.calls() if "-batch" in c["argv"]]) == 1
+    world.host.add_bond("bond0", ["pf0"], PROC_UP)
+    world.cycle()
+    assert state.vfs("pf0") == expected_vfs(down=False)
+    assert world.ledger().pfs == {}
+
+
 def test_ip_missing(tmp_path: Path) -> None:
     world = World(tmp_path, ip=Ip(str(tmp_path / "no-such-ip"), 0.5), start=False)
     world.host.add_pf("pf0", ifindex=2, numvfs=8)
@@ -314,9 +339,11 @@ def test_ip_missing(tmp_path: Path) -> None:
 def test_one_vf_failing_in_a_batch(world: World) -> None:
     world.ip.fail_vfs = {("pf0", 3)}
     world.lacp(False)
-    world.cycle()
+    (report,) = world.cycle()
     assert world.vfs() == {**expected_vfs(down=True), 3: "auto"}
-    assert world.ledger().disabled("pf0") == relayed() - {3}
+    # Recorded before ip ran (write-ahead), but not shown as disabled by the relay.
+    assert world.ledger().disabled("pf0") == relayed()
+    assert report.disabled_by_relay == relayed() - {3}
     (failed,) = with_msg(world.events(), "failed to set vf link state")
     assert (failed["interface"], failed["id"], failed["state"]) == ("pf0", 3, "disable")
     assert "Invalid argument" in failed["error"]
@@ -346,7 +373,7 @@ def test_one_vf_failing_in_a_real_batch(script_world: Any) -> None:
     state.set(fail_vfs=[["pf0", 2]])
     world.cycle()
     assert state.vfs("pf0") == {**expected_vfs(down=True), 2: "auto"}
-    assert world.ledger().disabled("pf0") == relayed() - {2}
+    assert world.ledger().disabled("pf0") == relayed()  # write-ahead: 2 is retried
     batches = [c for c in state.calls() if "-batch" in c["argv"]]
     assert len(batches) == 1
     state.set(fail_vfs=[])
@@ -530,16 +557,18 @@ def test_one_pf_failing_does_not_stop_the_others(tmp_path: Path) -> None:
 
 
 def test_every_vf_failing_is_reported_again_at_the_next_outage(world: World) -> None:
-    """All changes refused (say EPERM): nothing recorded, the relay goes back to steady state
-    when LACP recovers, and the next outage reports the failures again (once each)."""
+    """All changes refused (say EPERM): recorded ahead but never shown as disabled, forgotten
+    when LACP recovers (they are still auto), and the next outage reports the failures again
+    (once each)."""
     world.ip.fail_vfs = {("pf0", n) for n in range(8)}
     for up in (False, False, True, True, False, False):
         world.lacp(up)
-        world.cycle()
+        (report,) = world.cycle()
+        assert report.disabled_by_relay == frozenset()
+        assert world.ledger().disabled("pf0") == (frozenset() if up else relayed())
     failed = with_msg(world.all_events(), "failed to set vf link state")
     assert sorted(r["id"] for r in failed) == sorted(list(relayed()) * 2)
     assert world.vfs() == expected_vfs(down=False)
-    assert not world.state_file.exists()
 
 
 def test_ip_failing_is_reported_again_at_the_next_outage(world: World) -> None:

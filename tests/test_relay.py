@@ -609,7 +609,9 @@ def test_cycle_of_some_interfaces_and_progress(world: World) -> None:
 
 def test_observe_reads_vfs_and_changes_nothing(world: World) -> None:
     world.lacp(False)
-    ledger = ledgers.Ledger({"pf0": ledgers.PfEntry(frozenset({1}), 2, 8)}, BOOT)
+    world.ip.links["pf0"][1] = "disable"
+    # VF 5 is recorded but still auto (a change that failed after the write-ahead record).
+    ledger = ledgers.Ledger({"pf0": ledgers.PfEntry(frozenset({1, 5}), 2, 8)}, BOOT)
     report = observe(world.config, world.ip, ledger, "pf0")
     assert report.assessment.lacp is Lacp.DOWN
     assert report.vfs is not None and len(report.vfs) == 8
