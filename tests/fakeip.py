@@ -170,7 +170,10 @@ def write_script(directory: Path) -> Tuple[Path, FakeIpState]:
     """Install the fake ``ip`` in ``directory``; returns its path and its state."""
     directory.mkdir(parents=True, exist_ok=True)
     script = directory / "ip"
-    script.write_text(f"#!{sys.executable}\n{SCRIPT}")
+    # -S: the stdlib is all it needs; skipping site also skips coverage's start-up hook, which
+    # made each fake ip cost ~0.5 s on a loaded CI machine (the relay spawns one per poll
+    # while a PF is down, and the daemon tests time the watchdog against that).
+    script.write_text(f"#!{sys.executable} -S\n{SCRIPT}")
     script.chmod(0o755)
     return script, FakeIpState(directory)
 
