@@ -120,7 +120,8 @@ def to_table(reports: Sequence[PfReport], info: Optional[ServiceInfo]) -> str:
                 )
                 lines.append(f"    actor   {_state(s.actor_state)}")
                 lines.append(f"    partner {_state(s.partner_state)}  mac {s.partner_mac or '?'}")
-        lines.append(f"  vfs       {_vf_summary(report)}")
+        if report.facts.exists:  # a PF that is not there has no VFs to speak of
+            lines.append(f"  vfs       {_vf_summary(report)}")
         if report.disabled_by_relay:
             ids = " ".join(str(v) for v in sorted(report.disabled_by_relay))
             lines.append(f"  disabled by the relay: {ids}")
