@@ -162,7 +162,9 @@ class Relay:
     def status(self, *pfs: str) -> Dict[str, Any]:
         """``pfrelay status --json --state-file STATE PF...`` parsed."""
         argv = [PFRELAY, "status", "--json", "--state-file", str(self.state_file), *pfs]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        # 180 s: a Python start-up under TCG with the venv over 9p took 13-27 s, and one CI run
+        # saw a status call pass 60 s while the relay and the VF watcher ran beside it.
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
         self.status_calls += 1
         (self.logdir / f"status-{self.status_calls}.json").write_text(
             f"# {' '.join(argv)}\n# rc={proc.returncode}\n{proc.stdout}{proc.stderr}"
