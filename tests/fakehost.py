@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence, Union
+from typing import Any, AnyStr, Dict, List, Mapping, Optional, Sequence, Union
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KERNEL = "6.12.95+deb12-amd64"
@@ -277,3 +277,24 @@ def healthy_pf(
     host.add_pf(pf, ifindex=ifindex, numvfs=numvfs)
     text = load_fixture("proc-net-bonding-bond0-802.3ad-lacp-up").replace("pf0", pf)
     host.add_bond(bond, [pf], text)
+
+
+#: The edits ``reshape`` makes: what a short read, a race or a reordering kernel does to a file.
+RESHAPES = ("drop", "dup", "move", "cut", "end")
+
+
+def reshape(draw: Any, lines: List[AnyStr], op: str, i: int) -> List[AnyStr]:
+    """Apply one of ``RESHAPES`` at line ``i`` (hypothesis ``draw`` picks the details)."""
+    from hypothesis import strategies as st
+
+    if op == "drop":
+        del lines[i]
+    elif op == "dup":
+        lines.insert(draw(st.integers(0, len(lines))), lines[i])
+    elif op == "move":
+        lines.insert(draw(st.integers(0, len(lines) - 1)), lines.pop(i))
+    elif op == "cut":  # mid-line (mid-character for bytes), as a short read would
+        lines[i] = lines[i][: draw(st.integers(0, len(lines[i])))]
+    else:  # "end": the file ends here
+        lines = lines[:i]
+    return lines

@@ -8,7 +8,7 @@ import re
 import time
 from typing import List, Optional
 
-from fakehost import FIXTURES, KERNEL, load_fixture
+from fakehost import FIXTURES, KERNEL, RESHAPES, load_fixture, reshape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -104,29 +104,17 @@ def broken_capture(draw: st.DrawFn) -> str:
         if not lines:
             break
         i = draw(st.integers(min_value=0, max_value=len(lines) - 1))
-        op = draw(
-            st.sampled_from(
-                ["drop", "dup", "move", "truncate", "number", "junk", "crlf", "strip", "tail"]
-            )
-        )
-        if op == "drop":
-            del lines[i]
-        elif op == "dup":
-            lines.insert(draw(st.integers(0, len(lines))), lines[i])
-        elif op == "move":
-            lines.insert(draw(st.integers(0, len(lines) - 1)), lines.pop(i))
-        elif op == "truncate":  # cut mid-line, as a short read would
-            lines[i] = lines[i][: draw(st.integers(0, len(lines[i])))]
+        op = draw(st.sampled_from([*RESHAPES, "number", "junk", "crlf", "strip"]))
+        if op in RESHAPES:
+            lines = reshape(draw, lines, op, i)
         elif op == "number":
             lines[i] = re.sub(r"\d+", draw(BAD_NUMBERS).replace("\\", ""), lines[i], count=1)
         elif op == "junk":
             lines.insert(i, draw(st.text(max_size=40)) + "\n")
         elif op == "crlf":
             lines[i] = lines[i].replace("\n", "\r\n")
-        elif op == "strip":
+        else:  # strip
             lines[i] = lines[i].strip() + "\n"
-        else:  # the file ends here
-            lines = lines[:i]
     return "".join(lines)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
-from fakehost import FIXTURES, KERNEL, FakeHost, load_fixture, unprivileged
+from fakehost import FIXTURES, KERNEL, RESHAPES, FakeHost, load_fixture, reshape, unprivileged
 from fakeip import FakeIp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -105,23 +105,15 @@ def broken_capture(draw: st.DrawFn, texts: List[bytes] = CAPTURES) -> bytes:
         if not lines:
             break
         i = draw(st.integers(min_value=0, max_value=len(lines) - 1))
-        op = draw(st.sampled_from(["drop", "dup", "move", "cut", "number", "junk", "bytes", "end"]))
-        if op == "drop":
-            del lines[i]
-        elif op == "dup":
-            lines.insert(draw(st.integers(0, len(lines))), lines[i])
-        elif op == "move":
-            lines.insert(draw(st.integers(0, len(lines) - 1)), lines.pop(i))
-        elif op == "cut":  # mid-line, even mid-character
-            lines[i] = lines[i][: draw(st.integers(0, len(lines[i])))]
+        op = draw(st.sampled_from([*RESHAPES, "number", "junk", "bytes"]))
+        if op in RESHAPES:
+            lines = reshape(draw, lines, op, i)
         elif op == "number":
             lines[i] = re.sub(rb"\d+", draw(NUMBERS).replace(b"\\", b""), lines[i], count=1)
         elif op == "junk":
             lines.insert(i, draw(st.text(max_size=60)).encode("utf-8", "surrogatepass") + b"\n")
-        elif op == "bytes":
+        else:  # bytes
             lines.insert(i, draw(st.binary(max_size=60)))
-        else:
-            lines = lines[:i]
     return b"".join(lines)
 
 
