@@ -10,7 +10,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, NoReturn, Optional
+from typing import TYPE_CHECKING, Dict, List, NoReturn, Optional, Tuple
 
 import typer
 
@@ -79,6 +79,12 @@ RestoreDelayOpt = typer.Option(
     metavar="MS",
     help="Milliseconds LACP must stay up before VFs are restored.",
 )
+HoldOpt = typer.Option(
+    None,
+    "--unmonitored-hold",
+    metavar="MS",
+    help="Milliseconds the relay's VFs stay disabled once their PF cannot be monitored.",
+)
 MetricsOpt = typer.Option(None, "--metrics-file", help="Prometheus textfile to write each cycle.")
 AggregationOpt = typer.Option(
     None,
@@ -143,6 +149,7 @@ def run(
     log_level: Optional[str] = LogLevelOpt,
     ip_timeout: Optional[str] = IpTimeoutOpt,
     restore_delay: Optional[str] = RestoreDelayOpt,
+    unmonitored_hold: Optional[str] = HoldOpt,
     metrics_file: Optional[str] = MetricsOpt,
     partner_requires_aggregation: Optional[bool] = AggregationOpt,
     once: bool = typer.Option(False, "--once", help="Run one cycle and exit."),
@@ -164,6 +171,7 @@ def run(
         log_level,
         ip_timeout_ms=ip_timeout,
         restore_delay_ms=restore_delay,
+        unmonitored_hold_ms=unmonitored_hold,
         metrics_file=metrics_file,
         partner_requires_aggregation=partner_requires_aggregation,
     )
@@ -255,6 +263,7 @@ def status(
     except ledgers.LedgerError as exc:
         typer.echo(f"pfrelay: warning: {exc}", err=True)
         ledger = ledgers.Ledger()
+    ledger, _renamed = _follow(cfg, ledger)
     stale = _stale_entries(cfg, ledger, list(cfg.interfaces))
     for pf, reason in sorted(stale.items()):
         typer.echo(f"pfrelay: warning: {pf}: ledger entry ignored: {reason}", err=True)
@@ -262,7 +271,10 @@ def status(
     reports = [observe(cfg, runner, ledger, pf) for pf in cfg.interfaces]
     info = runtime.service_info(Path(cfg.state_file))
     typer.echo(views.to_json(reports, info) if json_output else views.to_table(reports, info))
-    healthy = all(r.assessment.monitored and r.assessment.lacp is Lacp.UP for r in reports)
+    healthy = all(
+        r.assessment.monitored and r.assessment.lacp is Lacp.UP and not r.disabled_by_relay
+        for r in reports
+    )
     raise typer.Exit(0 if healthy else 1)
 
 
@@ -359,11 +371,18 @@ def restore(
     sysfs: Optional[str] = SysfsOpt,
     ip: Optional[str] = IpOpt,
     state_file: Optional[str] = StateOpt,
+    from_ledger: Optional[str] = typer.Option(
+        None,
+        "--ledger",
+        help="Restore from this ledger file instead (e.g. one the relay set aside as damaged).",
+    ),
 ) -> None:
     """Put every VF the relay disabled back to auto and empty the ledger (decommissioning).
 
     Entries that no longer name the VFs the relay disabled (written in another boot, the PF or
-    its VFs re-created since) are dropped, not restored: those VFs are someone else's now.
+    its VFs re-created since) are dropped, not restored: those VFs are someone else's now. A
+    PF renamed since is found by its ifindex. ``--ledger`` reads another file, read-only; one
+    too damaged to parse gives up the PFs and VFs it still names.
     """
     from pfrelay import ledger as ledgers
     from pfrelay import runtime
@@ -385,11 +404,12 @@ def restore(
         fail(str(exc))
     with lock:
         try:
-            ledger = ledgers.load(path)
             runner = Ip(resolve_binary(cfg.ip, os.environ), cfg.ip_timeout_ms / 1000.0)
+            ledger = _restore_source(Path(from_ledger)) if from_ledger else ledgers.load(path)
         except (ledgers.LedgerError, IpError) as exc:
             fail(str(exc), 1)
-        targets = list(interfaces) if interfaces else sorted(ledger.pfs)
+        ledger, renamed = _follow(cfg, ledger)
+        targets = [renamed.get(pf, pf) for pf in interfaces] if interfaces else sorted(ledger.pfs)
         stale = _stale_entries(cfg, ledger, targets)
         for pf, reason in sorted(stale.items()):
             ids = " ".join(map(str, sorted(ledger.disabled(pf))))
@@ -400,7 +420,7 @@ def restore(
             if ledger.disabled(pf) and pf not in stale
         }
         if not plan:
-            if stale:
+            if stale and not from_ledger:
                 _save_ledger(path, ledgers.without(ledger, stale))
             typer.echo(
                 "nothing to restore: the ledger names no disabled VF for "
@@ -429,24 +449,74 @@ def restore(
                 if states.get(vf) is LinkState.DISABLE
             ]
             result = runner.set_vf_states(changes)
-            for change in result.applied:
-                typer.echo(f"{pf} vf {change.vf}: auto")
-            for change, error in result.failed:
+            errors = {change.vf: error for change, error in result.failed}
+            try:  # verify: ip may time out after applying, or exit 0 and change nothing
+                after = parse_link_show(pf, runner.link_show(pf)[0])
+                states = {vf.vf: vf.link_state for vf in after.vfs}
+            except (IpError, VfListError):
+                states.update({c.vf: c.state for c in result.applied})
+            kept = set()
+            for change in changes:
+                if states.get(change.vf) is LinkState.AUTO:
+                    typer.echo(f"{pf} vf {change.vf}: auto")
+                    continue
+                error = errors.get(change.vf, "ip reported success, but the VF is still disabled")
                 typer.echo(f"pfrelay: error: {pf} vf {change.vf}: {error}", err=True)
+                kept.add(change.vf)
                 code = 1
-            kept = frozenset(c.vf for c, _ in result.failed)
-            entry = ledger.pfs[pf]
-            ledger = ledger.with_pf(pf, ledgers.PfEntry(kept, entry.ifindex, entry.numvfs))
-        _save_ledger(path, ledger)
+            entry = ledger.entry(pf)
+            ledger = ledger.with_pf(pf, entry.updated(frozenset(kept), *_UNKNOWN))
+        if not from_ledger:
+            _save_ledger(path, ledger)
     raise typer.Exit(code)
+
+
+_UNKNOWN = (None, None, None)
+
+
+def _restore_source(path: Path) -> "Ledger":
+    """A ledger given to ``restore --ledger``: parsed, or salvaged when it is damaged."""
+    from pfrelay import ledger as ledgers
+
+    try:
+        return ledgers.load(path)
+    except ledgers.LedgerError as exc:
+        try:
+            with open(path, "rb") as handle:
+                text = handle.read(4 * 1024 * 1024).decode("utf-8", "replace")
+        except OSError as err:
+            raise ledgers.LedgerError(f"cannot read {path}: {err.strerror or err}") from None
+        found = ledgers.salvage(text)
+        if not found:
+            raise ledgers.LedgerError(f"{exc}; no PF or VF can be made out of it") from None
+        typer.echo(
+            f"pfrelay: warning: {exc}; restoring what can be made out of it (only VFs that "
+            "are disabled now are set to auto)",
+            err=True,
+        )
+        return ledgers.Ledger({pf: ledgers.PfEntry(vfs) for pf, vfs in found.items()})
+
+
+def _follow(cfg: configs.Config, ledger: "Ledger") -> Tuple["Ledger", Dict[str, str]]:
+    """The ledger with entries moved to renamed PFs' current names (said on stderr)."""
+    from pfrelay.relay import follow_renames
+
+    followed, renames = follow_renames(ledger, cfg.sysfs)
+    for old, new in renames:
+        typer.echo(f"pfrelay: {old} was renamed {new}; its ledger entry follows it", err=True)
+    return followed, dict(renames)
 
 
 def _stale_entries(cfg: configs.Config, ledger: "Ledger", pfs: List[str]) -> Dict[str, str]:
     """The entries of ``pfs`` that no longer name the VFs the relay disabled, with the reason."""
     from pfrelay import ledger as ledgers
-    from pfrelay.host import read_boot_id, read_sriov
+    from pfrelay.host import read_boot_id, read_sriov, read_vfs_id
 
-    now = {pf: read_sriov(cfg.sysfs, pf)[:2] for pf in pfs if pf in ledger.pfs}
+    now = {
+        pf: ledgers.Identity(*read_sriov(cfg.sysfs, pf)[:2], read_vfs_id(cfg.sysfs, pf))
+        for pf in pfs
+        if pf in ledger.pfs
+    }
     stale = ledgers.stale_entries(ledger, read_boot_id(cfg.procfs), now)
     return {pf: why for pf, why in stale if pf in now}
 

@@ -69,6 +69,7 @@ class Config:
     state_file: str = "/run/pf-status-relay/state.json"
     partner_requires_aggregation: bool = True
     restore_delay_ms: int = 0
+    unmonitored_hold_ms: int = 30_000
     metrics_file: Optional[str] = None
     log_format: str = "json"
     log_level: str = "info"
@@ -94,6 +95,7 @@ _SPECS: Dict[str, _Spec] = {
     "state_file": _Spec("path"),
     "partner_requires_aggregation": _Spec("bool"),
     "restore_delay_ms": _Spec("int", 0, 3_600_000),
+    "unmonitored_hold_ms": _Spec("int", 1000, 3_600_000),
     "metrics_file": _Spec("path"),
     "log_format": _Spec("choice", choices=LOG_FORMATS),
     "log_level": _Spec("choice", choices=LOG_LEVELS),
@@ -137,6 +139,11 @@ FIELD_HELP: Dict[str, str] = {
     "restore_delay_ms": (
         "How long LACP must stay up before the VFs are re-enabled, in milliseconds (0 to "
         "3600000). Raise it to ride out a flapping link instead of bouncing the VFs."
+    ),
+    "unmonitored_hold_ms": (
+        "How long the VFs the relay disabled stay disabled once their PF cannot be monitored "
+        "(it left its bond, the bond was deleted or changed mode), in milliseconds (1000 to "
+        "3600000). Then they are restored: the verdict they were disabled for is gone."
     ),
     "metrics_file": (
         "Absolute path of a file to write metrics to (Prometheus text format, e.g. for the "

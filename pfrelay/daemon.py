@@ -33,20 +33,32 @@ from pfrelay.relay import PfReport, Relay
 from pfrelay.systemd import Notifier, child_env
 
 
-def status_line(reports: Sequence[PfReport]) -> str:
-    """One line for ``systemctl status``: ``2 PFs: ens1f0 up, ens1f1 DOWN (5 VFs disabled)``."""
+def status_line(reports: Sequence[PfReport], *, ledger_unsaved: bool = False) -> str:
+    """One line for ``systemctl status``: ``2 PFs: ens1f0 up, ens1f1 DOWN (5 VFs disabled)``.
+
+    VFs the relay holds disabled for a PF it cannot monitor are shown with when they come
+    back, and a ledger that cannot be written is said at the end (a restart would lose them).
+    """
     parts = []
     for report in reports:
         a = report.assessment
+        held = len(report.disabled_by_relay)
         if not a.monitored:
-            parts.append(f"{a.interface} not monitored: {a.reason}")
+            text = f"{a.interface} not monitored: {a.reason}"
+            if held:
+                text += f" ({held} VFs held disabled"
+                if report.release_in_s is not None:
+                    text += f", restored in {report.release_in_s:.0f} s"
+                text += ")"
+            parts.append(text)
             continue
         text = f"{a.interface} {'DOWN' if a.lacp is Lacp.DOWN else a.lacp.value}"
-        if report.disabled_by_relay:
-            text += f" ({len(report.disabled_by_relay)} VFs disabled)"
+        if held:
+            text += f" ({held} VFs disabled)"
         parts.append(text)
     count = len(reports)
-    return f"{count} PF{'s' if count != 1 else ''}: " + ", ".join(parts)
+    line = f"{count} PF{'s' if count != 1 else ''}: " + ", ".join(parts)
+    return line + ("; ledger not persisted" if ledger_unsaved else "")
 
 
 class LinkEvents:
@@ -244,13 +256,14 @@ def serve(
                     next_poll = now + relay.config.polling_interval_ms / 1000.0
                     runtime.beat(heartbeat)
                     if notifier.enabled:
-                        line = status_line(reports)
+                        line = status_line(reports, ledger_unsaved=relay.ledger_unsaved)
                         if line != last_status and notified(notifier.status(line)):
                             last_status = line  # else sent again after the next cycle
                     _write_metrics(relay, reports, time.monotonic() - now, log)
                 pending = None
                 if not ready:
-                    notified(notifier.ready(status_line(reports)))
+                    line = status_line(reports, ledger_unsaved=relay.ledger_unsaved)
+                    notified(notifier.ready(line))
                     ready = True
                 if once:
                     break
@@ -260,7 +273,13 @@ def serve(
                 relay = _reload(relay, config_path, flags, env, log, notifier, events)
                 next_poll = time.monotonic()
                 continue
+            recheck = relay.recheck_at()
+            if recheck is not None and recheck <= time.monotonic():
+                pending = set(relay.pf_names())  # a PF to read again before the next poll
+                continue
             timeout = max(0.0, next_poll - time.monotonic())
+            if recheck is not None:
+                timeout = min(timeout, recheck - time.monotonic())
             if watchdog_s is not None:
                 timeout = min(timeout, max(0.0, last_ping + watchdog_s - time.monotonic()))
             fds: List[int] = [wake_r.fileno()]
@@ -277,7 +296,8 @@ def serve(
                     pending = _affected(relay, names)
         notified(notifier.stopping())
         log.info("Stopping application")
-        return 0
+        # --once: the VFs were changed, but a restart would not know they are the relay's.
+        return 1 if once and relay.ledger_unsaved else 0
     finally:
         if events is not None:
             events.close()
@@ -309,9 +329,9 @@ def _write_metrics(
 def _affected(relay: Relay, names: Set[str]) -> Optional[Set[str]]:
     """Configured PFs a link event may concern: the PF itself or its bond; None if none."""
     if "*" in names:
-        return set(relay.config.interfaces)
+        return set(relay.pf_names())
     hit = set()
-    for pf in relay.config.interfaces:
+    for pf in relay.pf_names():
         memory = relay.memory.get(pf)
         bond = (
             memory.assessment.bond.name
@@ -366,15 +386,17 @@ def _reload(
     added = sorted(set(new.interfaces) - set(old.interfaces))
     removed = sorted(set(old.interfaces) - set(new.interfaces))
     relay.config = new
+    relay.interfaces = tuple(new.interfaces)
     for pf in removed:
-        relay.memory.pop(pf, None)
         if relay.ledger.disabled(pf):
             log.warning(
-                "ledger names a pf that is not configured; its vfs stay as they are",
+                "ledger names a pf that is not monitored; its vfs are restored after the hold",
                 interface=pf,
                 ids=sorted(relay.ledger.disabled(pf)),
-                hint=f"pfrelay restore {pf}",
+                hold_ms=new.unmonitored_hold_ms,
             )
+        else:
+            relay.memory.pop(pf, None)
     log.info(
         "configuration reloaded",
         added=added,

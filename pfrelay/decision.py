@@ -4,21 +4,19 @@ Two questions, each a function that can be tested exhaustively:
 
 - ``assess``: is this PF monitored (the only slave of an 802.3ad bond) and what is its LACP
   verdict? Every case that is not monitored has a named reason an operator can act on.
-- ``decide``: given the verdict, the VFs' link states and the ledger, which VFs to disable,
-  which to restore and which ledger entries to forget. The table is level-triggered: each
-  cycle compares what is with what should be, so a failed change is retried next cycle and a
-  VF something else set back to ``auto`` while LACP is down is disabled again.
+- ``distrust_stale_ports``: after a link loss, is an "up" still the pre-loss port state?
+
+What to do with the VFs given the verdict is ``ownership``'s question.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import FrozenSet, Mapping, Optional, Tuple
+from typing import Optional, Tuple
 
 from pfrelay.bonding import Bond, Slave
 from pfrelay.host import PfFacts
 from pfrelay.lacp import Lacp, port_verdict
-from pfrelay.sriov import LinkState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,12 +98,15 @@ def assess(facts: PfFacts, *, partner_requires_aggregation: bool = True) -> Asse
     return Assessment(pf, True, verdict, reason, bond, slave, slow_rate=bond.lacp_rate == "slow")
 
 
-#: How long after a slave's MII status comes back up its port states are distrusted while
-#: they still read what they read when the link went down (seconds). The bonding driver keeps
-#: the last port states (63/63) through a carrier loss and re-initialises the port at its next
-#: 100 ms state-machine tick after the link returns (6.12: 63/63 with MII up for ~60 ms, then
-#: 71/0 and a 2.4 s renegotiation). One second covers that tick with room for a loaded host.
-STALE_PORT_STATE_S = 1.0
+#: How long after a slave's MII status is first seen back up its port states are distrusted
+#: while they still read what they read when the link went down (seconds). The bonding driver
+#: keeps the last port states (63/63) through a carrier loss and re-initialises the port at its
+#: next 100 ms state-machine tick after the link returns (6.12: 63/63 with MII up for ~60 ms,
+#: then 71/0 and a 2.4 s renegotiation). So a read this long after MII was seen up that still
+#: shows the pre-loss states is the kernel's evidence that they are current: the port
+#: renegotiated before the relay looked (slow polling). Five ticks leave room for a loaded host;
+#: the relay reads the PF again at that moment (``Relay.recheck_at``), not a poll later.
+STALE_PORT_STATE_S = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,8 +129,9 @@ def distrust_stale_ports(
     restore the VFs and disable them again 60 ms later. So while the MII status is back up,
     the port states equal those seen during the loss and less than ``STALE_PORT_STATE_S`` has
     passed, an UP verdict counts as DOWN. Any change of the port states ends the distrust (the
-    port re-initialised), and so does the time limit (a renegotiation that completed between
-    two reads). Returns the assessment to act on and the ``loss`` to pass to the next call.
+    port re-initialised), and so does a read ``STALE_PORT_STATE_S`` after MII was first seen up
+    that still shows them (the port re-initialises within a tick: it had renegotiated before).
+    Returns the assessment to act on and the ``loss`` to pass to the next call.
     """
     slave = now.slave
     if now.unreadable:
@@ -152,60 +154,3 @@ def distrust_stale_ports(
         "waiting for LACP to renegotiate"
     )
     return dataclasses.replace(now, lacp=Lacp.DOWN, reason=reason), held
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """What to do with one PF's VFs this cycle."""
-
-    disable: Tuple[int, ...] = ()  #: VFs in ``auto`` to set ``disable`` (and record)
-    restore: Tuple[int, ...] = ()  #: recorded VFs still ``disable`` to set back to ``auto``
-    forget: Tuple[int, ...] = ()  #: recorded VFs someone else changed, or that are gone
-
-    @property
-    def empty(self) -> bool:
-        return not (self.disable or self.restore or self.forget)
-
-
-def decide(
-    lacp: Lacp,
-    vfs: Mapping[int, Optional[LinkState]],
-    recorded: FrozenSet[int],
-    *,
-    restore_allowed: bool = True,
-    complete: bool = True,
-) -> Plan:
-    """The relay's table: (LACP verdict, VF link state, in the ledger) -> action.
-
-    ``vfs`` maps each visible VF to its link state (None: a state iproute2 named that we do not
-    know; never touched). ``complete`` is False when the netlink VF list was truncated: a
-    recorded VF that is not visible is then kept, not forgotten. ``restore_allowed`` is False
-    while LACP has not yet been up for ``restore_delay_ms``.
-
-    | LACP    | VF state | recorded | action                                   |
-    | down    | auto     | any      | disable (record)                          |
-    | down    | disable  | yes      | keep                                      |
-    | up      | disable  | yes      | restore to auto (if restore_allowed)      |
-    | any     | auto/enable | yes   | forget: someone else changed it (not down+auto) |
-    | any     | missing  | yes      | forget if the VF list is complete         |
-    | unknown | any      | any      | nothing                                   |
-    | any     | disable/enable, not recorded | no | never touched              |
-    """
-    if lacp is Lacp.UNKNOWN:
-        return Plan()
-    disable = []
-    restore = []
-    forget = []
-    for vf in sorted(recorded):
-        if vf not in vfs:
-            if complete:
-                forget.append(vf)
-            continue
-        state = vfs[vf]
-        if state is LinkState.ENABLE or (state is LinkState.AUTO and lacp is Lacp.UP):
-            forget.append(vf)
-        elif state is LinkState.DISABLE and lacp is Lacp.UP and restore_allowed:
-            restore.append(vf)
-    if lacp is Lacp.DOWN:
-        disable = [vf for vf, state in sorted(vfs.items()) if state is LinkState.AUTO]
-    return Plan(tuple(disable), tuple(restore), tuple(forget))

@@ -13,7 +13,9 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
@@ -24,6 +26,17 @@ class LedgerError(Exception):
     """The ledger file could not be read or written; the message is one line."""
 
 
+class LedgerUnreadable(LedgerError):
+    """The file is there (or may be) but cannot be read now: EACCES, EIO, ENOTDIR, ...
+
+    Not proof that the ledger is empty: it is read again later, never overwritten unread.
+    """
+
+
+class LedgerCorrupt(LedgerError):
+    """The file was read but is not a ledger this version wrote (cut short, garbled)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class PfEntry:
     """The VFs of one PF that the relay disabled, with what identifies those VFs."""
@@ -31,6 +44,28 @@ class PfEntry:
     disabled: FrozenSet[int] = frozenset()
     ifindex: Optional[int] = None
     numvfs: Optional[int] = None
+    #: The kernel's identity of the PF's VF set (``host.read_vfs_id``): changes when the VFs
+    #: are re-created, also with the same ``sriov_numvfs``.
+    vfs_id: Optional[int] = None
+
+    def updated(
+        self,
+        disabled: FrozenSet[int],
+        ifindex: Optional[int],
+        numvfs: Optional[int],
+        vfs_id: Optional[int],
+    ) -> PfEntry:
+        """This entry with new VFs and guards; a guard read as unknown (None) keeps its value.
+
+        Overwriting a guard with an unknown (one unreadable ``sriov_numvfs``) would make a later
+        re-creation of the VFs go unnoticed.
+        """
+        return PfEntry(
+            disabled,
+            self.ifindex if ifindex is None else ifindex,
+            self.numvfs if numvfs is None else numvfs,
+            self.vfs_id if vfs_id is None else vfs_id,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +78,9 @@ class Ledger:
     def disabled(self, pf: str) -> FrozenSet[int]:
         entry = self.pfs.get(pf)
         return entry.disabled if entry else frozenset()
+
+    def entry(self, pf: str) -> PfEntry:
+        return self.pfs.get(pf) or PfEntry()
 
     def with_pf(self, pf: str, entry: PfEntry) -> Ledger:
         pfs = dict(self.pfs)
@@ -57,7 +95,12 @@ class Ledger:
             "version": FORMAT_VERSION,
             "boot_id": self.boot_id,
             "pfs": {
-                pf: {"ifindex": e.ifindex, "numvfs": e.numvfs, "disabled": sorted(e.disabled)}
+                pf: {
+                    "ifindex": e.ifindex,
+                    "numvfs": e.numvfs,
+                    "vfs_id": e.vfs_id,
+                    "disabled": sorted(e.disabled),
+                }
                 for pf, e in sorted(self.pfs.items())
             },
         }
@@ -74,6 +117,8 @@ def parse(text: str) -> Ledger:
         doc = json.loads(text)
     except ValueError as exc:
         raise LedgerError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise LedgerError("not JSON: nested too deeply") from None
     if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
         raise LedgerError(f"not a version {FORMAT_VERSION} ledger")
     raw_pfs = doc.get("pfs")
@@ -87,20 +132,46 @@ def parse(text: str) -> Ledger:
         if not all(_int_or_none(v) is not None and v >= 0 for v in vfs):
             raise LedgerError(f"entry for {pf!r} has a VF that is not a number")
         pfs[pf] = PfEntry(
-            frozenset(vfs), _int_or_none(raw.get("ifindex")), _int_or_none(raw.get("numvfs"))
+            frozenset(vfs),
+            _int_or_none(raw.get("ifindex")),
+            _int_or_none(raw.get("numvfs")),
+            _int_or_none(raw.get("vfs_id")),
         )
     boot_id = doc.get("boot_id")
     return Ledger(pfs, boot_id if isinstance(boot_id, str) else None)
 
 
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """What identifies a PF and its VF set now (each None when it cannot be read)."""
+
+    ifindex: Optional[int] = None
+    numvfs: Optional[int] = None
+    vfs_id: Optional[int] = None
+
+
+def stale_reason(entry: PfEntry, now: Identity) -> Optional[str]:
+    """Why ``entry`` no longer names the VFs the relay disabled, or None while it does.
+
+    A new ifindex means the PF was re-created; a different VF count or VF-set identity means
+    the VFs were re-created. An unknown on either side proves nothing.
+    """
+    if entry.ifindex is not None and now.ifindex is not None and now.ifindex != entry.ifindex:
+        return f"the PF was re-created (ifindex {entry.ifindex} -> {now.ifindex})"
+    if entry.numvfs is not None and now.numvfs is not None and now.numvfs != entry.numvfs:
+        return f"the VFs were re-created (sriov_numvfs {entry.numvfs} -> {now.numvfs})"
+    if entry.vfs_id is not None and now.vfs_id is not None and now.vfs_id != entry.vfs_id:
+        return "the VFs were re-created (their sysfs entries are new)"
+    return None
+
+
 def stale_entries(
-    ledger: Ledger, boot_id: Optional[str], pfs: Mapping[str, Tuple[Optional[int], Optional[int]]]
+    ledger: Ledger, boot_id: Optional[str], pfs: Mapping[str, Identity]
 ) -> List[Tuple[str, str]]:
     """PFs whose entries no longer name the VFs we disabled, with the reason.
 
-    ``pfs`` maps a PF to its current (ifindex, numvfs). Entries written in another boot are all
-    stale (the VFs were re-created since); an entry whose PF has a new ifindex (the PF was
-    re-created) or a different VF count (the VFs were re-created) is stale. A PF that is not in
+    ``pfs`` maps a PF to what identifies it now. Entries written in another boot are all stale
+    (the VFs were re-created since); see ``stale_reason`` for the others. A PF that is not in
     ``pfs`` (not readable now) is left alone.
     """
     stale = []
@@ -108,14 +179,89 @@ def stale_entries(
         if boot_id and ledger.boot_id and boot_id != ledger.boot_id:
             stale.append((pf, "the ledger was written in another boot"))
         elif pf in pfs:
-            ifindex, numvfs = pfs[pf]
-            if entry.ifindex is not None and ifindex is not None and ifindex != entry.ifindex:
-                stale.append((pf, f"the PF was re-created (ifindex {entry.ifindex} -> {ifindex})"))
-            elif entry.numvfs is not None and numvfs is not None and numvfs != entry.numvfs:
-                stale.append(
-                    (pf, f"the VFs were re-created (sriov_numvfs {entry.numvfs} -> {numvfs})")
-                )
+            reason = stale_reason(entry, pfs[pf])
+            if reason is not None:
+                stale.append((pf, reason))
     return stale
+
+
+def follow(
+    ledger: Ledger, names: Mapping[int, str]
+) -> Tuple[Ledger, List[Tuple[str, str]], List[str]]:
+    """Entries moved to their PF's current name, found by ifindex (a PF renamed in place).
+
+    ``names`` maps each interface's ifindex to its name now (all of the host's). Returns the
+    ledger, the renames as (old, new) pairs and the PFs that are gone: neither their ifindex
+    nor their name exists any more, so their VFs went with them (their entries are kept; the
+    caller decides whether to believe it). An entry whose name now has
+    another ifindex is left for ``stale_entries`` (the PF was re-created); one without an
+    ifindex is left as it is.
+    """
+    current = set(names.values())
+    moved: Dict[str, PfEntry] = {}
+    renames: List[Tuple[str, str]] = []
+    gone: List[str] = []
+    for pf, entry in sorted(ledger.pfs.items()):
+        name = pf
+        if entry.ifindex is not None and entry.ifindex in names:
+            name = names[entry.ifindex]
+        elif entry.ifindex is not None and pf not in current:
+            gone.append(pf)
+        if name != pf:
+            renames.append((pf, name))
+        if name in moved:  # two entries for one PF: keep the union, not one of them
+            moved[name] = moved[name].updated(moved[name].disabled | entry.disabled, *_NONE)
+        else:
+            moved[name] = entry
+    return dataclasses.replace(ledger, pfs=moved), renames, gone
+
+
+_NONE = (None, None, None)
+
+
+def salvage(text: str) -> Dict[str, FrozenSet[int]]:
+    """The PFs and VF numbers that can still be made out in a damaged ledger (best effort).
+
+    A ledger cut short or garbled still names ``"<pf>": {... "disabled": [1, 2, ...`` for most
+    PFs; those VFs may be stranded (disabled by the relay, not in any ledger it can read).
+    """
+    found: Dict[str, FrozenSet[int]] = {}
+    for match in _SALVAGE.finditer(text[: 4 * 1024 * 1024]):
+        pf = match.group(1)
+        vfs = frozenset(int(n) for n in re.findall(r"\d{1,6}", match.group(2)))
+        if vfs and _plausible_name(pf):
+            found[pf] = found.get(pf, frozenset()) | vfs
+    return found
+
+
+_SALVAGE = re.compile(r'"([^"\\\x00-\x1f]{1,15})"\s*:\s*\{[^{}]*?"disabled"\s*:\s*\[([\d,\s]*)')
+
+
+def _plausible_name(name: str) -> bool:
+    return "/" not in name and name not in (".", "..") and name.isprintable() and " " not in name
+
+
+def merge(current: Ledger, loaded: Ledger) -> Tuple[Ledger, List[Tuple[str, str]]]:
+    """``current`` (what the relay did while its file could not be read) plus ``loaded``.
+
+    A PF in both keeps the union of their VFs with ``current``'s guards, unless ``loaded``'s
+    guards say its VFs are not the ones there now (then ``loaded``'s entry is dropped, and
+    returned with the reason). A PF only in ``loaded`` is taken as it is: its guards are checked
+    when the PF is next cycled.
+    """
+    pfs = dict(current.pfs)
+    dropped: List[Tuple[str, str]] = []
+    for pf, entry in loaded.pfs.items():
+        mine = pfs.get(pf)
+        if mine is None:
+            pfs[pf] = entry
+            continue
+        reason = stale_reason(entry, Identity(mine.ifindex, mine.numvfs, mine.vfs_id))
+        if reason is not None:
+            dropped.append((pf, reason))
+        else:
+            pfs[pf] = mine.updated(mine.disabled | entry.disabled, *_NONE)
+    return dataclasses.replace(current, pfs=pfs), dropped
 
 
 def without(ledger: Ledger, pfs: Iterable[str]) -> Ledger:
@@ -130,12 +276,26 @@ def load(path: Path) -> Ledger:
             text = handle.read(4 * 1024 * 1024)
     except FileNotFoundError:
         return Ledger()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LedgerError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except OSError as exc:
+        raise LedgerUnreadable(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise LedgerCorrupt(f"{path}: not UTF-8 ({exc.reason})") from None
     try:
         return parse(text)
     except LedgerError as exc:
-        raise LedgerError(f"{path}: {exc}") from None
+        raise LedgerCorrupt(f"{path}: {exc}") from None
+
+
+def set_aside(path: Path, now: Optional[float] = None) -> Path:
+    """Rename a ledger that cannot be used to ``<name>.bad-<UTC time>``; OSError if it fails.
+
+    The damaged file is kept for ``pfrelay restore --ledger`` instead of being overwritten at
+    the next outage (it may name VFs that are still disabled).
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    target = path.with_name(f"{path.name}.bad-{stamp}")
+    os.rename(path, target)
+    return target
 
 
 def save(path: Path, ledger: Ledger) -> None:

@@ -1,8 +1,11 @@
-"""The relay cycle: read each PF, assess, decide, apply, record. The imperative shell.
+"""The relay cycle: read each PF, assess, decide, apply, verify, record. The imperative shell.
 
-One ``Relay`` keeps, per PF, only what the cycle needs to log transitions (not every poll) and
-to time the restore delay; the truth is re-read from the host every cycle. Nothing here raises
-on a fault of the host: each fault is an event and the next cycle starts afresh.
+One ``Relay`` keeps, per PF, only what the cycle needs to log transitions (not every poll), to
+time the restore delay, the negotiation grace and the unmonitored hold, and to back off from
+VFs whose change does not take; the truth is re-read from the host every cycle. Who owns which
+VF is decided by ``ownership`` (pure); this module reads, applies, reads back and records.
+Nothing here raises on a fault of the host: each fault is an event and the next cycle starts
+afresh.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import (
     FrozenSet,
     Iterable,
     List,
+    Mapping,
     Optional,
     Protocol,
     Sequence,
@@ -25,12 +29,21 @@ from typing import (
 )
 
 from pfrelay import ledger as ledgers
+from pfrelay import ownership
 from pfrelay.config import Config
-from pfrelay.decision import Assessment, LinkLoss, Plan, assess, decide, distrust_stale_ports
-from pfrelay.host import PfFacts, read_pf, read_sriov
+from pfrelay.decision import STALE_PORT_STATE_S, Assessment, LinkLoss, assess, distrust_stale_ports
+from pfrelay.host import (
+    PfFacts,
+    ifindex_names,
+    read_ifindex,
+    read_pf,
+    read_sriov,
+    read_vfs_id,
+)
 from pfrelay.iproute import ChangeResult, IpError, VfChange
 from pfrelay.lacp import Lacp
 from pfrelay.log import EventLog
+from pfrelay.ownership import Plan, Verdict
 from pfrelay.sriov import VF, LinkState, PfLink, VfListError, missing_vfs, parse_link_show
 
 
@@ -51,10 +64,24 @@ class PfReport:
     vfs: Optional[Tuple[VF, ...]]  #: None when not read this cycle (steady state) or unreadable
     disabled_by_relay: FrozenSet[int]
     vf_error: Optional[str] = None
+    verdict: Optional[Verdict] = None
+    #: Seconds until VFs held for an unmonitored PF are restored (None: not held).
+    release_in_s: Optional[float] = None
 
 
 #: How long LACP of a bond that appears at run time may stay down before it counts (seconds).
 NEGOTIATION_GRACE_S = 10.0
+#: Longest wait before a VF whose change did not take is tried again (seconds).
+MAX_BACKOFF_S = 30.0
+
+
+@dataclasses.dataclass
+class _Retry:
+    """A VF change that did not take: tried again at ``next_at``, reported once."""
+
+    state: LinkState
+    failures: int
+    next_at: float
 
 
 @dataclasses.dataclass
@@ -69,10 +96,20 @@ class _PfMemory:
     transitions: int = 0
     #: Port states seen while the slave's link was down (``distrust_stale_ports``).
     link_loss: Optional[LinkLoss] = None
+    #: Since when the PF has had neither an UP nor a DOWN verdict (the unmonitored hold).
+    unsure_since: Optional[float] = None
+    #: The bond's ifindex at the last read: a new one is a re-created bond.
+    bond_ifindex: Optional[int] = None
+    retries: Dict[int, _Retry] = dataclasses.field(default_factory=dict)
 
 
 class Relay:
-    """Relays each configured PF's LACP verdict to its VFs, one ``cycle()`` at a time."""
+    """Relays each PF's LACP verdict to its VFs, one ``cycle()`` at a time.
+
+    ``interfaces`` are the PFs to monitor (the configured ones unless the caller sets it, as
+    discovery does). A PF the ledger names that is not among them is cycled too, as not
+    monitored, so its VFs are released after the hold instead of being stranded.
+    """
 
     def __init__(
         self,
@@ -85,6 +122,7 @@ class Relay:
         boot_id: Optional[str] = None,
     ) -> None:
         self.config = config
+        self.interfaces: Tuple[str, ...] = tuple(config.interfaces)
         self.ip = ip
         self.log = log
         self.dry_run = dry_run
@@ -93,23 +131,57 @@ class Relay:
         self.memory: Dict[str, _PfMemory] = {}
         self.ledger_path = Path(config.state_file)
         self.ledger_unsaved = False  #: the last write failed: retried every cycle until it works
+        #: Why the file could not be read at start (EACCES, EIO, ...): read again every cycle,
+        #: merged when it can be, and never overwritten before.
+        self.ledger_unread: Optional[str] = None
         self.ledger = self._load_ledger()
 
     # ----------------------------------------------------------------- ledger
     def _load_ledger(self) -> ledgers.Ledger:
         try:
             loaded = ledgers.load(self.ledger_path)
-        except ledgers.LedgerError as exc:
+        except ledgers.LedgerUnreadable as exc:
+            self.ledger_unread = str(exc)
             self.log.error(
-                "cannot read the ledger; starting with an empty one",
+                "cannot read the ledger; reading it again every cycle, not overwriting it",
                 error=str(exc),
                 path=str(self.ledger_path),
             )
             return ledgers.Ledger(boot_id=self.boot_id)
+        except ledgers.LedgerError as exc:
+            self._set_aside(str(exc))
+            return ledgers.Ledger(boot_id=self.boot_id)
+        return self._accept(loaded)
+
+    def _reread_ledger(self) -> bool:
+        """Read a ledger that could not be read at start; True once it has been (merged)."""
+        try:
+            loaded = ledgers.load(self.ledger_path)
+        except ledgers.LedgerUnreadable as exc:
+            self.ledger_unread = str(exc)
+            return False
+        except ledgers.LedgerError as exc:
+            self._set_aside(str(exc))
+            loaded = ledgers.Ledger()
+        self.ledger_unread = None
+        merged, dropped = ledgers.merge(self.ledger, self._accept(loaded))
+        for pf, reason in dropped:
+            self.log.warning(
+                "ledger entries dropped: these are not the vfs the relay disabled",
+                interface=pf,
+                reason=reason,
+            )
+        self.log.info("the ledger can be read again; merged", path=str(self.ledger_path))
+        self.ledger = merged
+        self.ledger_unsaved = True  # write the union
+        return True
+
+    def _accept(self, loaded: ledgers.Ledger) -> ledgers.Ledger:
+        """A ledger just read, less what belongs to another boot (logged)."""
         if self.boot_id and loaded.boot_id and loaded.boot_id != self.boot_id:
             # Every entry names VFs of another boot. Dropped now, not when its PF is next
-            # cycled: a later write would stamp them with this boot's ID (a PF that is not
-            # configured is never cycled), and they would flip VFs the relay never disabled.
+            # cycled: a later write would stamp them with this boot's ID, and they would flip
+            # VFs the relay never disabled.
             for pf in sorted(loaded.pfs):
                 self.log.warning(
                     "ledger entries dropped: these are not the vfs the relay disabled",
@@ -119,16 +191,53 @@ class Relay:
                 )
             self.ledger_unsaved = bool(loaded.pfs)  # the next cycle rewrites the file
             return ledgers.Ledger(boot_id=self.boot_id)
-        for pf in sorted(set(loaded.pfs) - set(self.config.interfaces)):
+        for pf in sorted(set(loaded.pfs) - set(self.interfaces)):
             self.log.warning(
-                "ledger names a pf that is not configured; its vfs stay as they are",
+                "ledger names a pf that is not monitored; its vfs are restored after the hold",
                 interface=pf,
                 ids=sorted(loaded.disabled(pf)),
-                hint=f"pfrelay restore {pf}",
+                hold_ms=self.config.unmonitored_hold_ms,
             )
         if loaded.boot_id is None:
             loaded = dataclasses.replace(loaded, boot_id=self.boot_id)
         return loaded
+
+    def _set_aside(self, error: str) -> None:
+        """A ledger that cannot be read is kept (renamed), and what it still says is logged.
+
+        Starting empty and overwriting it at the next outage would strand the VFs it names.
+        """
+        text = ""
+        try:
+            with open(self.ledger_path, "rb") as handle:
+                text = handle.read(4 * 1024 * 1024).decode("utf-8", "replace")
+        except OSError:
+            pass
+        moved: Optional[Path] = None
+        try:
+            moved = ledgers.set_aside(self.ledger_path)
+        except OSError as exc:
+            self.log.error(
+                "cannot read the ledger, nor move it aside; starting with an empty one",
+                error=error,
+                path=str(self.ledger_path),
+                move_error=exc.strerror or str(exc),
+            )
+        else:
+            self.log.error(
+                "cannot read the ledger; kept it aside and started with an empty one",
+                error=error,
+                path=str(self.ledger_path),
+                moved_to=str(moved),
+            )
+        hint_path = str(moved or self.ledger_path)
+        for pf, vfs in sorted(ledgers.salvage(text).items()):
+            self.log.warning(
+                "the unreadable ledger names vfs that may still be disabled by the relay",
+                interface=pf,
+                ids=sorted(vfs),
+                hint=f"pfrelay restore --ledger {hint_path} {pf}",
+            )
 
     def _save_ledger(self, new: ledgers.Ledger) -> None:
         if new == self.ledger and not self.ledger_unsaved:
@@ -137,21 +246,28 @@ class Relay:
         self._write_ledger()
 
     def _write_ledger(self) -> None:
-        """Write the ledger; on failure keep ``ledger_unsaved`` so the next cycle retries.
+        """Write the ledger; on failure keep ``ledger_unsaved`` so every cycle retries.
 
-        Without the retry a failed write was never repeated while the entries stayed the same,
-        and a restart after the disk came back found no record of the VFs to restore.
+        The relay's job comes first: the VFs are disabled anyway and their ownership kept in
+        memory; status, ``STATUS=``, the metrics and the log say "ledger not persisted" until
+        a write succeeds.
         """
         if self.dry_run:
             return
         try:
+            if self.ledger_unread is not None and not self._reread_ledger():
+                raise ledgers.LedgerUnreadable(
+                    f"not written before it is read: {self.ledger_unread}"
+                )
             ledgers.save(self.ledger_path, self.ledger)
         except ledgers.LedgerError as exc:
             self.ledger_unsaved = True
-            self.report_once("", "ledger", "error", "cannot write the ledger", error=str(exc))
+            self.report_once("", "ledger", "error", "ledger not persisted", error=str(exc))
         else:
+            if self.ledger_unsaved:
+                self.log.info("ledger persisted again", path=str(self.ledger_path))
             self.ledger_unsaved = False
-            self.memory.setdefault("", _PfMemory()).last_warning.pop("ledger", None)
+            self.clear_report("", "ledger")
 
     # ---------------------------------------------------------------- helpers
     def report_once(self, pf: str, key: str, level: str, msg: str, **fields: object) -> None:
@@ -170,27 +286,31 @@ class Relay:
         self.memory.setdefault(pf, _PfMemory()).last_warning.pop(key, None)
 
     def _rearm(self, pf: str, prefix: str, keep: AbstractSet[str] = frozenset()) -> None:
-        """Clear the per-VF report keys starting with ``prefix`` that are not in ``keep``.
-
-        A VF whose change failed (or, in a dry run, would be made) is reported once while that
-        lasts; once it is applied or no longer wanted, the next occurrence is news again.
-        """
+        """Clear the per-VF report keys starting with ``prefix`` that are not in ``keep``."""
         memory = self.memory.setdefault(pf, _PfMemory())
         for key in [k for k in memory.last_warning if k.startswith(prefix) and k not in keep]:
             del memory.last_warning[key]
 
     # ------------------------------------------------------------------ cycle
+    def pf_names(self) -> List[str]:
+        """The PFs a full cycle visits: the monitored ones, then the others the ledger names."""
+        extra = sorted(set(self.ledger.pfs) - set(self.interfaces))
+        return list(self.interfaces) + extra
+
     def cycle(
         self,
         interfaces: Optional[Iterable[str]] = None,
         progress: Optional[Callable[[], None]] = None,
     ) -> List[PfReport]:
-        """One pass over ``interfaces`` (default: all configured); returns a report per PF.
+        """One pass over ``interfaces`` (default: ``pf_names()``); returns a report per PF.
 
         ``progress`` is called after each PF: the daemon feeds the watchdog from it, so many
         PFs with slow ``ip`` calls do not add up to a watchdog restart, while one hung PF does.
         """
-        names = list(interfaces) if interfaces is not None else list(self.config.interfaces)
+        if self.ledger_unread is not None:
+            self._reread_ledger()
+        self._follow_pfs()
+        names = list(interfaces) if interfaces is not None else self.pf_names()
         reports = []
         for pf in names:
             reports.append(self._cycle_pf(pf))
@@ -204,47 +324,146 @@ class Relay:
         """LACP verdict changes per PF since start (for the metrics)."""
         return {pf: m.transitions for pf, m in self.memory.items() if pf}
 
+    def recheck_at(self) -> Optional[float]:
+        """When a PF must be read again before the next poll (clock time), or None.
+
+        After a link loss, "up" port states that are still the pre-loss ones are believed only
+        once a read a state-machine tick later shows them unchanged; waiting a whole poll for
+        that read would hold the VFs one poll longer (5 s polling: 5 s).
+        """
+        losses = [self.memory[pf].link_loss for pf in self.pf_names() if pf in self.memory]
+        times = [
+            loss.back_since + STALE_PORT_STATE_S
+            for loss in losses
+            if loss is not None and loss.back_since is not None
+        ]
+        return min(times) if times else None
+
+    def _follow_pfs(self) -> None:
+        """Move ledger entries of renamed PFs to their new name; say so once of vanished PFs.
+
+        Costs one ``ifindex`` read per ledger entry while the ledger is not empty, and a scan
+        of ``class/net`` only when one of them is not where it was.
+        """
+        if not self.ledger.pfs:
+            return
+        sysfs = self.config.sysfs
+        moved = [
+            pf
+            for pf, entry in self.ledger.pfs.items()
+            if entry.ifindex is not None and read_ifindex(sysfs, pf) != entry.ifindex
+        ]
+        if not moved:
+            return
+        names = ifindex_names(sysfs)
+        if names is None:
+            return  # cannot list the interfaces: proves nothing
+        followed, renames, gone = ledgers.follow(self.ledger, names)
+        for old, new in renames:
+            self.log.warning(
+                "pf was renamed; the vfs the relay disabled follow it",
+                interface=new,
+                old_name=old,
+                ids=sorted(followed.disabled(new)),
+            )
+            if old in self.memory:
+                self.memory[new] = self.memory.pop(old)
+                self.memory[new].assessment = None  # log the new name's standing
+        for pf in gone:
+            # Kept: a PF moved to another network namespace still has its VFs. Cycled as not
+            # monitored; an entry whose PF comes back re-created is dropped as stale.
+            self.report_once(
+                pf,
+                "gone",
+                "warning",
+                "pf is gone; the ledger keeps the vfs the relay disabled on it",
+                ids=sorted(self.ledger.disabled(pf)),
+            )
+        if renames:
+            self._save_ledger(followed)
+
     def _cycle_pf(self, pf: str) -> PfReport:
         cfg = self.config
         facts = read_pf(cfg.procfs, cfg.sysfs, pf, sriov=False)
         assessment = assess(facts, partner_requires_aggregation=cfg.partner_requires_aggregation)
-        assessment = self._negotiation_grace(pf, assessment)
+        if pf not in self.interfaces:
+            assessment = dataclasses.replace(
+                assessment,
+                monitored=False,
+                lacp=Lacp.UNKNOWN,
+                reason="not a monitored pf (the ledger names vfs the relay disabled on it)",
+            )
+        assessment = self._negotiation_grace(pf, assessment, facts.bond_ifindex)
         assessment = self._stale_ports(pf, assessment)
         self._log_transitions(pf, assessment)
-        recorded = self.ledger.disabled(pf)
-        if not recorded and not (assessment.monitored and assessment.lacp is Lacp.DOWN):
+        memory = self.memory[pf]
+        now = self.clock()
+        # A bond that came back and negotiates is not "unmonitorable": the hold waits for it.
+        if memory.negotiating_until is not None and now < memory.negotiating_until:
+            memory.unsure_since = None
+        unsure = memory.unsure_since
+        verdict = ownership.verdict(
+            assessment.lacp if assessment.monitored else None,
+            up_for_s=None if memory.up_since is None else now - memory.up_since,
+            unsure_for_s=None if unsure is None else now - unsure,
+            restore_delay_s=cfg.restore_delay_ms / 1000.0,
+            hold_s=cfg.unmonitored_hold_ms / 1000.0,
+        )
+        owned = self.ledger.disabled(pf)
+        if not owned and verdict is not Verdict.DOWN:
             # Steady state (LACP up, or nothing we may act on): nothing to read, nothing to spawn.
             # Faults of the last outage are re-armed: the next outage reports them afresh.
+            memory.retries.clear()
             self._rearm(pf, "set vf ")
             self._rearm(pf, "dry-run vf ")
             self.clear_report(pf, "vfs")
-            return PfReport(assessment, facts, None, recorded)
+            return PfReport(assessment, facts, None, owned, verdict=verdict)
 
         ifindex, numvfs, totalvfs = read_sriov(cfg.sysfs, pf)
         facts = dataclasses.replace(facts, ifindex=ifindex, numvfs=numvfs, totalvfs=totalvfs)
-        self._drop_stale(pf, facts)
-        recorded = self.ledger.disabled(pf)
+        vfs_id = read_vfs_id(cfg.sysfs, pf)
+        self._drop_stale(pf, facts, vfs_id)
+        owned = self.ledger.disabled(pf)
+        if not facts.exists or (numvfs == 0 and not owned):
+            # Nothing to read: no PF (its entry waits for it), or no VFs. No ip is spawned.
+            return PfReport(
+                assessment, facts, None, owned, None, verdict, self._release_in(memory, owned, now)
+            )
         try:
             link = self._read_vfs(pf, facts)
         except (IpError, VfListError) as exc:
             self.report_once(pf, "vfs", "error", "failed to read vf link states", error=str(exc))
-            return PfReport(assessment, facts, None, recorded, vf_error=str(exc))
+            return PfReport(
+                assessment,
+                facts,
+                None,
+                owned,
+                str(exc),
+                verdict,
+                self._release_in(memory, owned, now),
+            )
         self.clear_report(pf, "vfs")
-
-        memory = self.memory[pf]
-        delay_s = cfg.restore_delay_ms / 1000.0
-        restore_allowed = memory.up_since is not None and self.clock() - memory.up_since >= delay_s
-        plan = decide(
-            assessment.lacp if assessment.monitored else Lacp.UNKNOWN,
-            {vf.vf: vf.link_state for vf in link.vfs},
-            recorded,
-            restore_allowed=restore_allowed,
-            # Without sriov_numvfs a truncated list cannot be told from a complete one: keep
-            # the recorded VFs netlink does not show rather than forget (and strand) them.
-            complete=facts.numvfs is not None and missing_vfs(link, facts.numvfs) == 0,
+        # Without sriov_numvfs a truncated list cannot be told from a complete one: keep the
+        # owned VFs netlink does not show rather than forget (and strand) them.
+        complete = facts.numvfs is not None and missing_vfs(link, facts.numvfs) == 0
+        states = {vf.vf: vf.link_state for vf in link.vfs}
+        wanted = ownership.plan(verdict, states, owned, complete=complete)
+        vfs = self._apply(pf, facts, vfs_id, wanted, link, complete)
+        owned = self.ledger.disabled(pf)
+        return PfReport(
+            assessment,
+            facts,
+            vfs,
+            disabled_by_relay(owned, vfs),
+            verdict=verdict,
+            release_in_s=self._release_in(memory, owned, now),
         )
-        vfs = self._apply(pf, facts, plan, link)
-        return PfReport(assessment, facts, vfs, disabled_by_relay(self.ledger.disabled(pf), vfs))
+
+    def _release_in(self, memory: _PfMemory, owned: FrozenSet[int], now: float) -> Optional[float]:
+        if not owned or memory.unsure_since is None:
+            return None
+        hold_s = self.config.unmonitored_hold_ms / 1000.0
+        return max(0.0, memory.unsure_since + hold_s - now)
 
     def _read_vfs(self, pf: str, facts: PfFacts) -> PfLink:
         out, _err = self.ip.link_show(pf)
@@ -263,20 +482,30 @@ class Relay:
             self.clear_report(pf, "truncated")
         return link
 
-    def _negotiation_grace(self, pf: str, now: Assessment) -> Assessment:
-        """A bond that appears while the relay runs is not "down" while LACP negotiates.
+    def _negotiation_grace(
+        self, pf: str, now: Assessment, bond_ifindex: Optional[int]
+    ) -> Assessment:
+        """A bond that appears (or is re-created) while the relay runs is not "down" at once.
 
         A new 802.3ad bond shows 71/0 (partner defaulted) for ~3 s until the first LACPDUs
         are exchanged (seen on 6.12). Treating that as "down" would disable and re-enable
         every VF each time a bond is (re)created. So for NEGOTIATION_GRACE_S after a PF
-        becomes monitored at run time, DOWN counts as UNKNOWN (nothing changes); a bond that
+        becomes monitored at run time - or its bond's ifindex changes, a bond deleted and
+        re-created between two polls - DOWN counts as UNKNOWN (nothing changes); a bond that
         is down when the relay starts is acted on at once.
         """
         memory = self.memory.setdefault(pf, _PfMemory())
         before = memory.settled
         if not now.unreadable:
             memory.settled = now
-        if now.monitored and before is not None and not before.monitored:
+        recreated = (
+            now.monitored
+            and memory.bond_ifindex is not None
+            and bond_ifindex is not None
+            and bond_ifindex != memory.bond_ifindex
+        )
+        memory.bond_ifindex = bond_ifindex if now.monitored else None
+        if now.monitored and ((before is not None and not before.monitored) or recreated):
             memory.negotiating_until = self.clock() + NEGOTIATION_GRACE_S
         if not now.monitored or now.lacp is Lacp.UP:
             memory.negotiating_until = None
@@ -323,10 +552,15 @@ class Relay:
                 self.log.warning("pf is not ready", interface=pf, reason=now.reason)
         was = before.lacp if before is not None and before.monitored else None
         lacp = now.lacp if now.monitored else None
+        clock = self.clock()
         if lacp is Lacp.UP and was is not Lacp.UP:
-            memory.up_since = self.clock()
+            memory.up_since = clock
         elif lacp is not Lacp.UP:
             memory.up_since = None
+        if lacp in (Lacp.UP, Lacp.DOWN):
+            memory.unsure_since = None
+        elif memory.unsure_since is None:
+            memory.unsure_since = clock
         if lacp is None or lacp == was:
             return
         memory.transitions += 1
@@ -345,12 +579,11 @@ class Relay:
         else:
             self.log.warning("lacp state is unknown", reason=now.reason, **fields)
 
-    def _drop_stale(self, pf: str, facts: PfFacts) -> None:
+    def _drop_stale(self, pf: str, facts: PfFacts, vfs_id: Optional[int]) -> None:
         if not self.ledger.disabled(pf) or not facts.exists:
             return
-        stale = ledgers.stale_entries(
-            self.ledger, self.boot_id, {pf: (facts.ifindex, facts.numvfs)}
-        )
+        now = ledgers.Identity(facts.ifindex, facts.numvfs, vfs_id)
+        stale = ledgers.stale_entries(self.ledger, self.boot_id, {pf: now})
         for name, reason in stale:
             self.log.warning(
                 "ledger entries dropped: these are not the vfs the relay disabled",
@@ -359,22 +592,59 @@ class Relay:
                 ids=sorted(self.ledger.disabled(name)),
             )
         if stale:
+            self.memory.setdefault(pf, _PfMemory()).retries.clear()
             self._save_ledger(ledgers.without(self.ledger, [name for name, _ in stale]))
 
-    def _apply(self, pf: str, facts: PfFacts, plan: Plan, link: PfLink) -> Tuple[VF, ...]:
-        states = {vf.vf: vf.link_state for vf in link.vfs}
-        recorded = set(self.ledger.disabled(pf))
-        for vf in plan.forget:
-            recorded.discard(vf)
+    # ------------------------------------------------------------------ apply
+    def _record(
+        self, pf: str, facts: PfFacts, vfs_id: Optional[int], owned: FrozenSet[int]
+    ) -> None:
+        entry = self.ledger.entry(pf).updated(owned, facts.ifindex, facts.numvfs, vfs_id)
+        self._save_ledger(self.ledger.with_pf(pf, entry))
+
+    def _due(self, pf: str, wanted: Plan) -> Plan:
+        """``wanted`` without the changes of VFs that are backing off (tried again later)."""
+        retries = self.memory[pf].retries
+        now = self.clock()
+
+        def due(vf: int, state: LinkState) -> bool:
+            retry = retries.get(vf)
+            if retry is None or retry.state is not state:
+                retries.pop(vf, None)
+                return True
+            return now >= retry.next_at
+
+        return dataclasses.replace(
+            wanted,
+            disable=tuple(vf for vf in wanted.disable if due(vf, LinkState.DISABLE)),
+            restore=tuple(vf for vf in wanted.restore if due(vf, LinkState.AUTO)),
+        )
+
+    def _apply(
+        self,
+        pf: str,
+        facts: PfFacts,
+        vfs_id: Optional[int],
+        wanted: Plan,
+        link: PfLink,
+        complete: bool,
+    ) -> Tuple[VF, ...]:
+        states: Dict[int, Optional[LinkState]] = {vf.vf: vf.link_state for vf in link.vfs}
+        owned = self.ledger.disabled(pf)
+        memory = self.memory[pf]
+        wanted_vfs = set(wanted.disable) | set(wanted.restore)
+        for vf in [vf for vf in memory.retries if vf not in wanted_vfs]:
+            del memory.retries[vf]  # no longer wanted: a later failure is news again
+        for vf in wanted.forget:
             self.log.info(
                 "vf link state was changed by someone else; forgetting it",
                 interface=pf,
                 id=vf,
                 state=_value(states.get(vf)),
             )
-        changes = [VfChange(pf, vf, LinkState.DISABLE) for vf in plan.disable]
-        changes += [VfChange(pf, vf, LinkState.AUTO) for vf in plan.restore]
-        failed_now: Set[str] = set()
+        todo = dataclasses.replace(self._due(pf, wanted), forget=wanted.forget)
+        changes = [VfChange(pf, vf, LinkState.DISABLE) for vf in todo.disable]
+        changes += [VfChange(pf, vf, LinkState.AUTO) for vf in todo.restore]
         if self.dry_run:
             self._rearm(pf, "dry-run vf ", {f"dry-run vf {c.vf}" for c in changes})
             for change in changes:
@@ -386,39 +656,90 @@ class Relay:
                     id=change.vf,
                     state=change.state.value,
                 )
-        elif changes:
-            if plan.disable:
-                # Write-ahead: an ip that fails or times out may still have disabled some of
-                # these VFs; once recorded, the next cycle sorts them out (still auto while
-                # down: disabled again; auto once up: forgotten; disable: restored on up).
-                # Recorded only after the change, such a VF looked hand-disabled for good.
-                recorded.update(plan.disable)
-                entry = ledgers.PfEntry(frozenset(recorded), facts.ifindex, facts.numvfs)
-                self._save_ledger(self.ledger.with_pf(pf, entry))
-            result = self.ip.set_vf_states(changes)
-            for change in result.applied:
-                states[change.vf] = change.state
-                if change.state is LinkState.AUTO:
-                    recorded.discard(change.vf)
+            self._record(pf, facts, vfs_id, owned - frozenset(wanted.forget))
+            return tuple(link.vfs)
+        if not changes:
+            self._rearm(pf, "set vf ", {f"set vf {vf}" for vf in memory.retries})
+            self._record(
+                pf, facts, vfs_id, ownership.owned_after(owned, todo, states, complete=complete)
+            )
+            return tuple(link.vfs)
+        if todo.disable:
+            # Write-ahead: an ip that fails or times out may still have disabled some of
+            # these VFs; recorded first, the read-back below (or the next cycle) sorts them
+            # out. Recorded only after the change, such a VF looked hand-disabled for good.
+            self._record(
+                pf, facts, vfs_id, (owned | frozenset(todo.disable)) - frozenset(wanted.forget)
+            )
+        result = self.ip.set_vf_states(changes)
+        seen = self._read_back(pf, link, states, result)
+        errors = {change.vf: error for change, error in result.failed}
+        failing: Set[str] = set()
+        now = self.clock()
+        for change in changes:
+            state = seen.get(change.vf)
+            if state is change.state:
+                memory.retries.pop(change.vf, None)
+                extra = {}
+                if change.vf in errors:
+                    extra["note"] = f"ip reported a failure, but it took: {errors[change.vf]}"
                 self.log.info(
-                    "vf link state was set", interface=pf, id=change.vf, state=change.state.value
-                )
-            failed_now = {f"set vf {change.vf}" for change, _ in result.failed}
-            for change, error in result.failed:
-                # Retried every cycle (the table is level-triggered), reported once.
-                self.report_once(
-                    pf,
-                    f"set vf {change.vf}",
-                    "error",
-                    "failed to set vf link state",
+                    "vf link state was set",
+                    interface=pf,
                     id=change.vf,
                     state=change.state.value,
-                    error=error,
+                    **extra,
                 )
-        self._rearm(pf, "set vf ", failed_now)
-        entry = ledgers.PfEntry(frozenset(recorded), facts.ifindex, facts.numvfs)
-        self._save_ledger(self.ledger.with_pf(pf, entry))
-        return tuple(VF(vf.vf, states.get(vf.vf), vf.mac) for vf in link.vfs)
+                continue
+            retry = memory.retries.get(change.vf)
+            failures = 1 if retry is None else retry.failures + 1
+            delay = min(MAX_BACKOFF_S, 2.0 ** (failures - 1))
+            memory.retries[change.vf] = _Retry(change.state, failures, now + delay)
+            failing.add(f"set vf {change.vf}")
+            error = errors.get(change.vf) or (
+                f"ip reported success, but the vf is still {_value(state) or 'not shown'}"
+            )
+            # Reported once per condition; tried again after a growing pause (the table is
+            # level-triggered, so a VF that never changes would otherwise cost an ip per poll).
+            self.report_once(
+                pf,
+                f"set vf {change.vf}",
+                "error",
+                "failed to set vf link state",
+                id=change.vf,
+                state=change.state.value,
+                error=error,
+            )
+        self._rearm(pf, "set vf ", failing | {f"set vf {vf}" for vf in memory.retries})
+        self._record(pf, facts, vfs_id, ownership.owned_after(owned, todo, seen, complete=complete))
+        return tuple(VF(vf.vf, seen.get(vf.vf), vf.mac) for vf in link.vfs)
+
+    def _read_back(
+        self,
+        pf: str,
+        link: PfLink,
+        before: Mapping[int, Optional[LinkState]],
+        result: ChangeResult,
+    ) -> Dict[int, Optional[LinkState]]:
+        """The VFs' states after a change, as the kernel reports them.
+
+        ``ip`` can time out after it applied a change, or exit 0 although nothing changed (a
+        driver that ignores it, another agent resetting it): only a read-back says what is
+        true. When it cannot be read, what ``ip`` reported is taken.
+        """
+        try:
+            out, _err = self.ip.link_show(pf)
+            after = parse_link_show(pf, out)
+        except (IpError, VfListError) as exc:
+            self.report_once(
+                pf, "readback", "warning", "cannot read back the vfs after a change", error=str(exc)
+            )
+            guessed = dict(before)
+            for change in result.applied:
+                guessed[change.vf] = change.state
+            return guessed
+        self.clear_report(pf, "readback")
+        return {vf.vf: vf.link_state for vf in after.vfs}
 
 
 def disabled_by_relay(recorded: FrozenSet[int], vfs: Iterable[VF]) -> FrozenSet[int]:
@@ -452,3 +773,19 @@ def observe(config: Config, ip: Optional[IpPort], ledger: ledgers.Ledger, pf: st
     except (IpError, VfListError) as exc:
         return PfReport(assessment, facts, None, recorded, vf_error=str(exc))
     return PfReport(assessment, facts, link.vfs, disabled_by_relay(recorded, link.vfs))
+
+
+def follow_renames(
+    ledger: ledgers.Ledger, sysfs: str
+) -> Tuple[ledgers.Ledger, List[Tuple[str, str]]]:
+    """The ledger with entries moved to their PFs' current names (for ``status``/``restore``)."""
+    if not any(
+        e.ifindex is not None and read_ifindex(sysfs, pf) != e.ifindex
+        for pf, e in ledger.pfs.items()
+    ):
+        return ledger, []
+    names = ifindex_names(sysfs)
+    if names is None:
+        return ledger, []
+    followed, renames, _gone = ledgers.follow(ledger, names)
+    return followed, renames

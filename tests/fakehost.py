@@ -158,6 +158,7 @@ class FakeHost:
         lacp_rate: str = "fast 1",
         mii_status: str = "up",
         slave_files: Optional[Mapping[str, Mapping[str, Value]]] = None,
+        ifindex: int = 10,
     ) -> None:
         """A bond with ``slaves`` enslaved; ``proc_text`` None means no /proc file.
 
@@ -167,6 +168,7 @@ class FakeHost:
         """
         d = self.net(name) / "bonding"
         d.mkdir(parents=True, exist_ok=True)
+        (self.net(name) / "ifindex").write_text(f"{ifindex}\n")
         for key, value in (
             ("mode", mode),
             ("slaves", " ".join(slaves)),

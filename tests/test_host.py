@@ -50,8 +50,12 @@ def test_read_text_raises_oserror(tmp_path: Path) -> None:
 def test_healthy(host: FakeHost) -> None:
     healthy_pf(host)
     expected_bond = parse_proc_bonding("bond0", load_fixture(HEALTHY))
-    assert facts(host) == PfFacts("pf0", True, 2, "bond0", "bond", expected_bond, None, 8, None)
-    assert facts(host, sriov=False) == PfFacts("pf0", True, None, "bond0", "bond", expected_bond)
+    assert facts(host) == PfFacts(
+        "pf0", True, 2, "bond0", "bond", expected_bond, None, 8, None, bond_ifindex=10
+    )
+    assert facts(host, sriov=False) == PfFacts(
+        "pf0", True, None, "bond0", "bond", expected_bond, bond_ifindex=10
+    )
     assert expected_bond.slaves == (Slave("pf0", "up", 1, 63, 63, PEER),)
 
 
@@ -427,8 +431,10 @@ def test_steady_state_poll_reads_the_master_link_and_proc_only(
     assert _relative(host, calls) == [
         ("readlink", "sys/class/net/pf0/master"),
         ("open", "proc/net/bonding/bond0"),
+        ("open", "sys/class/net/bond0/ifindex"),  # a bond re-created between two polls
     ]
     assert got.bond is not None and got.bond.slaves[0].actor_state == 63
+    assert got.bond_ifindex == 10
 
 
 def test_full_read_adds_the_sriov_files(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -441,6 +447,7 @@ def test_full_read_adds_the_sriov_files(host: FakeHost, monkeypatch: pytest.Monk
         ("open", "sys/class/net/pf0/device/sriov_numvfs"),
         ("open", "sys/class/net/pf0/device/sriov_totalvfs"),
         ("open", "proc/net/bonding/bond0"),
+        ("open", "sys/class/net/bond0/ifindex"),
     ]
 
 
@@ -456,6 +463,7 @@ def test_unprivileged_poll_adds_two_port_state_files(
         ("open", "proc/net/bonding/bond0"),
         ("open", "sys/class/net/pf0/bonding_slave/ad_actor_oper_port_state"),
         ("open", "sys/class/net/pf0/bonding_slave/ad_partner_oper_port_state"),
+        ("open", "sys/class/net/bond0/ifindex"),
     ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pfrelay import ledger as ledgers
-from pfrelay.ledger import Ledger, LedgerError, PfEntry
+from pfrelay.ledger import Identity, Ledger, LedgerError, PfEntry
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -75,15 +75,100 @@ def test_stale_entries() -> None:
             "a": PfEntry(frozenset({1}), 2, 8),
             "b": PfEntry(frozenset({1}), 3, 8),
             "c": PfEntry(frozenset({0}), 4, 8),
+            "d": PfEntry(frozenset({0}), 5, 8, 1001),
+            "e": PfEntry(frozenset({0}), 6, 8, 1002),
         },
         "boot-1",
     )
-    stale = dict(ledgers.stale_entries(ledger, "boot-1", {"a": (2, 8), "b": (9, 8), "c": (4, 4)}))
-    assert set(stale) == {"b", "c"}
+    now = {
+        "a": Identity(2, 8),
+        "b": Identity(9, 8),
+        "c": Identity(4, 4),
+        "d": Identity(5, 8, 2001),  # re-created with the same count: new sysfs entries
+        "e": Identity(None, None, None),  # nothing readable proves nothing
+    }
+    stale = dict(ledgers.stale_entries(ledger, "boot-1", now))
+    assert set(stale) == {"b", "c", "d"}
     assert "re-created (ifindex 3 -> 9)" in stale["b"]
     assert "sriov_numvfs 8 -> 4" in stale["c"]
+    assert "VFs were re-created" in stale["d"]
     other_boot = ledgers.stale_entries(ledger, "boot-2", {})
-    assert {pf for pf, _ in other_boot} == {"a", "b", "c"}
+    assert {pf for pf, _ in other_boot} == {"a", "b", "c", "d", "e"}
+
+
+def test_an_unknown_guard_never_overwrites_a_known_one() -> None:
+    # Issue 12 #7: one unreadable sriov_numvfs must not erase the guard.
+    entry = PfEntry(frozenset({1}), 2, 8, 1001)
+    assert entry.updated(frozenset({1, 2}), None, None, None) == PfEntry(
+        frozenset({1, 2}), 2, 8, 1001
+    )
+    assert entry.updated(frozenset(), 3, 4, 5) == PfEntry(frozenset(), 3, 4, 5)
+
+
+def test_vfs_id_round_trips_and_old_files_load() -> None:
+    ledger = Ledger({"pf0": PfEntry(frozenset({1}), 2, 8, 77)}, "b")
+    assert ledgers.parse(ledger.to_json()) == ledger
+    old = '{"version": 1, "boot_id": "b", "pfs": {"pf0": {"ifindex": 2, "numvfs": 8, "disabled": [1]}}}'
+    assert ledgers.parse(old).pfs["pf0"] == PfEntry(frozenset({1}), 2, 8, None)
+
+
+def test_follow_moves_entries_to_the_renamed_pf() -> None:
+    ledger = Ledger(
+        {
+            "old0": PfEntry(frozenset({1}), 2, 8),  # renamed: ifindex 2 is now new0
+            "pf1": PfEntry(frozenset({2}), 3, 8),  # where it was
+            "gone": PfEntry(frozenset({3}), 9, 8),  # neither ifindex nor name exist
+            "recreated": PfEntry(frozenset({4}), 10, 8),  # name exists, other ifindex
+            "noindex": PfEntry(frozenset({5})),
+        }
+    )
+    names = {1: "lo", 2: "new0", 3: "pf1", 11: "recreated"}
+    followed, renames, gone = ledgers.follow(ledger, names)
+    assert renames == [("old0", "new0")]
+    assert gone == ["gone"]
+    assert set(followed.pfs) == {"new0", "pf1", "gone", "recreated", "noindex"}
+    assert followed.pfs["new0"] == PfEntry(frozenset({1}), 2, 8)
+
+
+def test_follow_swapped_names_and_a_merge() -> None:
+    ledger = Ledger({"a": PfEntry(frozenset({1}), 2, 8), "b": PfEntry(frozenset({2}), 3, 8)})
+    followed, renames, _ = ledgers.follow(ledger, {2: "b", 3: "a"})
+    assert followed.pfs == {"b": PfEntry(frozenset({1}), 2, 8), "a": PfEntry(frozenset({2}), 3, 8)}
+    assert sorted(renames) == [("a", "b"), ("b", "a")]
+    # an entry already under the new name (an old relay's) is merged, not lost
+    ledger = Ledger({"a": PfEntry(frozenset({1}), 2, 8), "b": PfEntry(frozenset({2}))})
+    followed, _, _ = ledgers.follow(ledger, {2: "b"})
+    assert followed.disabled("b") == {1, 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"version": 1, "pfs": {"pf0": {"ifindex": 2, "disabled": [0, 1, 5', {"pf0": {0, 1, 5}}),
+        (
+            '{"pfs": {"a": {"disabled": [1]}, "b": {"numvfs": 8, "disabled": []}, "c": {"disabled": [2,3]}}}',
+            {"a": {1}, "c": {2, 3}},
+        ),
+        ("[" * 100_000, {}),
+        ("\x00\xff garbage", {}),
+        ('{"../../x": {"disabled": [1]}}', {}),
+    ],
+)
+def test_salvage_what_a_damaged_ledger_still_says(text: str, expected: dict) -> None:
+    assert ledgers.salvage(text) == {pf: frozenset(v) for pf, v in expected.items()}
+
+
+def test_parse_rejects_deep_nesting_in_one_line() -> None:
+    with pytest.raises(LedgerError, match="nested too deeply"):
+        ledgers.parse("[" * 100_000)
+
+
+def test_set_aside_keeps_the_bad_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text("{garbage")
+    moved = ledgers.set_aside(path, now=0.0)
+    assert moved.name == "state.json.bad-19700101T000000Z"
+    assert moved.read_text() == "{garbage" and not path.exists()
 
 
 def test_save_leaves_no_temp_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -213,7 +213,7 @@ def test_restart_while_still_down_keeps_the_ledger_and_sets_nothing(tmp_path: Pa
     assert world.ledger().disabled("pf0") == relayed()
 
 
-def test_steady_state_makes_no_ip_call_and_opens_two_paths(
+def test_steady_state_makes_no_ip_call_and_opens_three_paths(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.cycle()  # first cycle: "pf is ready", "lacp is up"
@@ -238,7 +238,14 @@ def test_steady_state_makes_no_ip_call_and_opens_two_paths(
         assert report.assessment.lacp is Lacp.UP
     monkeypatch.undo()
     assert world.ip.calls == []
-    assert opened == [str(world.host.procfs / "net/bonding/bond0")] * 5
+    assert (
+        opened
+        == [
+            str(world.host.procfs / "net/bonding/bond0"),
+            str(world.host.sysfs / "class/net/bond0/ifindex"),  # a bond re-created between polls
+        ]
+        * 5
+    )
     assert links == [str(world.host.sysfs / "class/net/pf0/master")] * 5
     assert world.events() == []
     assert not world.state_file.exists()  # nothing to record, nothing written
@@ -265,6 +272,7 @@ def test_steady_state_unprivileged_reads_only_the_two_port_states(
             str(world.host.procfs / "net/bonding/bond0"),
             str(slave / "ad_actor_oper_port_state"),
             str(slave / "ad_partner_oper_port_state"),
+            str(world.host.sysfs / "class/net/bond0/ifindex"),
         ]
     )
 
