@@ -119,7 +119,9 @@ class Relay:
                 )
             self.ledger_unsaved = bool(loaded.pfs)  # the next cycle rewrites the file
             return ledgers.Ledger(boot_id=self.boot_id)
-        for pf in sorted(set(loaded.pfs) - set(self.config.interfaces)):
+        # With discovery every PF the ledger names is cycled (``daemon.Targets``).
+        unnamed = set() if self.config.discover else set(loaded.pfs) - set(self.config.names)
+        for pf in sorted(unnamed):
             self.log.warning(
                 "ledger names a pf that is not configured; its vfs stay as they are",
                 interface=pf,
@@ -190,7 +192,7 @@ class Relay:
         ``progress`` is called after each PF: the daemon feeds the watchdog from it, so many
         PFs with slow ``ip`` calls do not add up to a watchdog restart, while one hung PF does.
         """
-        names = list(interfaces) if interfaces is not None else list(self.config.interfaces)
+        names = list(interfaces) if interfaces is not None else list(self.config.names)
         reports = []
         for pf in names:
             reports.append(self._cycle_pf(pf))
