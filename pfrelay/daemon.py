@@ -340,8 +340,11 @@ def serve(
             now = time.monotonic()
             if now >= next_poll or pending is not None:
                 full = now >= next_poll
+                first_scan = targets.discovery is None
                 added = targets.refresh(relay.config, force=rescan)
                 rescan = False
+                for pf in () if first_scan else sorted(added):
+                    relay.appeared(pf)  # a bond that appears now is still negotiating
                 names = targets.names(relay) if full else sorted((pending or set()) | added)
                 try:
                     reports = relay.cycle(names, progress)

@@ -202,6 +202,16 @@ class Relay:
             self._write_ledger()
         return reports
 
+    def appeared(self, pf: str) -> None:
+        """``pf`` was found at run time (discovery): its bond gets the negotiation grace.
+
+        As if this relay had seen it unmonitored before: a bond created while the relay runs
+        reads "down" until LACP has negotiated, whether the PF was named or discovered.
+        """
+        memory = self.memory.setdefault(pf, _PfMemory())
+        if memory.settled is None:
+            memory.settled = Assessment(pf, False, Lacp.UNKNOWN, "not discovered yet")
+
     def transitions(self) -> Dict[str, int]:
         """LACP verdict changes per PF since start (for the metrics)."""
         return {pf: m.transitions for pf, m in self.memory.items() if pf}

@@ -328,6 +328,30 @@ def test_hot_plugged_pf_and_bond_are_picked_up_without_a_reload(tmp_path: Path) 
     assert len(m.msgs("pf discovered")) == 2, "logged on change only"
 
 
+def test_a_bond_found_at_run_time_gets_the_negotiation_grace(tmp_path: Path) -> None:
+    """A bond created while the relay runs reads 71/0 until LACP negotiates (~3 s on 6.12):
+    discovered then, it must not bounce every VF; one there at start is acted on at once."""
+    m = Machine(tmp_path)
+    m.add("pf0", "bond0", 2)
+    m.host.set_proc("bond0", PROC_DOWN)
+    m.targets.refresh(m.relay.config)
+    m.relay.cycle(m.targets.names(m.relay))
+    assert m.ip.links["pf0"] == {n: "disable" for n in range(4)}, "down at start: acted on"
+
+    m.add("pf1", "bond1", 3)
+    m.host.set_proc("bond1", PROC_DOWN.replace("pf0", "pf1").replace("bond0", "bond1"))
+    added = m.targets.refresh(m.relay.config, force=True)
+    for pf in added:
+        m.relay.appeared(pf)
+    reports = m.relay.cycle(m.targets.names(m.relay))
+    pf1 = next(r for r in reports if r.assessment.interface == "pf1")
+    assert "still negotiating" in (pf1.assessment.reason or "")
+    assert m.ip.links["pf1"] == {n: "auto" for n in range(4)}
+    m.clock.now += 11.0  # past NEGOTIATION_GRACE_S and still down: now it counts
+    m.cycle()
+    assert m.ip.links["pf1"] == {n: "disable" for n in range(4)}
+
+
 def test_a_link_event_for_an_unknown_interface_forces_a_rescan(tmp_path: Path) -> None:
     m = Machine(tmp_path)
     m.add("pf0", "bond0", 2)
@@ -444,11 +468,14 @@ def test_pfrelay_run_with_discovery_follows_a_bond_created_at_run_time(world: Wo
         lambda: any(c["argv"] == ["-o", "monitor", "link"] for c in world.ip.calls()), 2
     )
     world.add_pf("pf1", "bond1", ifindex=3)
-    world.set_lacp("bond1", "pf1", up=False)
     sent = time.monotonic()
     world.ip.monitor_event("3: bond1: <BROADCAST,MULTICAST,MASTER,UP,LOWER_UP> mtu 1500")
     _, found_at, _ = daemon.wait_log("pf discovered", interface="pf1", timeout=3)
     assert found_at - sent < 1.5
+    daemon.wait_log("lacp is up", interface="pf1", timeout=3)
+    # And it is relayed like a named PF: its LACP goes down, an event, its VFs follow.
+    world.set_lacp("bond1", "pf1", up=False)
+    world.ip.monitor_event("3: pf1: <BROADCAST,MULTICAST,SLAVE,UP,LOWER_UP> mtu 1500 master bond1")
     daemon.wait_log("vf link state was set", interface="pf1", count=4, state="disable", timeout=3)
     assert world.vfs("pf0") == {n: "auto" for n in range(4)}
     assert daemon.stop() == 0
