@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
@@ -16,7 +17,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 from fakehost import FakeHost, healthy_pf, load_fixture
 from fakeip import FakeIp
-from test_daemon_support import World, clean_env, wait_until
+from test_daemon_support import PFRELAY, World, clean_env, wait_until
 
 from pfrelay import config as configs
 from pfrelay import discovery, metrics
@@ -478,4 +479,35 @@ def test_pfrelay_run_with_discovery_follows_a_bond_created_at_run_time(world: Wo
     world.ip.monitor_event("3: pf1: <BROADCAST,MULTICAST,SLAVE,UP,LOWER_UP> mtu 1500 master bond1")
     daemon.wait_log("vf link state was set", interface="pf1", count=4, state="disable", timeout=3)
     assert world.vfs("pf0") == {n: "auto" for n in range(4)}
+    assert daemon.stop() == 0
+
+
+def test_reload_turns_discovery_on_and_a_pf_with_vfs_held_is_not_dropped(world: World) -> None:
+    """Names -> discover/ with an exclude on SIGHUP: the new set at once (no 5 s wait), and
+    the excluded PF whose VFs the relay disabled keeps being cycled (no 'stay as they are')."""
+    world.add_pf()
+    world.add_pf("pf1", "bond1", ifindex=3)
+    world.set_lacp("bond1", "pf1", up=False)
+    world.add_pf("pf2", "bond2", ifindex=4)
+    world.write_config('interfaces = ["pf0", "pf1"]\npolling_interval_ms = 100\n')
+    daemon = world.start([PFRELAY, "run", *world.paths()])
+    daemon.wait_log("vf link state was set", count=4, interface="pf1", state="disable")
+    assert daemon.find("pf is ready", interface="pf2") == []
+
+    world.write_config(
+        'interfaces = ["discover/"]\ndiscover_exclude = ["pf1"]\npolling_interval_ms = 100\n'
+    )
+    mark = daemon.mark()
+    sent = time.monotonic()
+    daemon.send(signal.SIGHUP)
+    _, found_at, _ = daemon.wait_log("pf discovered", after=mark, interface="pf2")
+    assert found_at - sent < 2.0
+    daemon.wait_log("pf is ready", after=mark, interface="pf2")
+    _, _, skipped = daemon.wait_log("pf skipped by discovery", after=mark, interface="pf1")
+    assert skipped["reason"] == "excluded by discover_exclude 'pf1'"
+    assert daemon.find("ledger names a pf that is not configured; its vfs stay as they are") == []
+    # pf1 is still cycled for its ledger entries: LACP back up, its VFs come back.
+    world.set_lacp("bond1", "pf1", up=True)
+    daemon.wait_log("vf link state was set", after=mark, count=4, interface="pf1", state="auto")
+    assert world.vfs("pf1") == {n: "auto" for n in range(4)}
     assert daemon.stop() == 0
