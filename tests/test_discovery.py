@@ -511,3 +511,33 @@ def test_reload_turns_discovery_on_and_a_pf_with_vfs_held_is_not_dropped(world: 
     daemon.wait_log("vf link state was set", after=mark, count=4, interface="pf1", state="auto")
     assert world.vfs("pf1") == {n: "auto" for n in range(4)}
     assert daemon.stop() == 0
+
+
+def test_check_lines_for_no_candidates_and_for_an_unreadable_sysfs() -> None:
+    from pfrelay import preflight
+    from pfrelay.discovery import Discovery
+
+    (none,) = preflight.check_discovery(Discovery())
+    assert none.line() == (
+        "warn discovery: no SR-IOV port of a bond found -- enslave the PF to an 802.3ad bond; "
+        "the running relay picks it up by itself"
+    )
+    (error,) = preflight.check_discovery(Discovery(error="cannot list /x/class/net: EACCES"))
+    assert error.outcome is preflight.Outcome.FAIL
+    assert error.text == "cannot list /x/class/net: EACCES"
+
+
+def test_a_sysfs_that_cannot_be_listed_is_logged_once_and_when_it_is_back(tmp_path: Path) -> None:
+    m = Machine(tmp_path)
+    m.add("pf0", "bond0", 2)
+    masters = m.host.sysfs / "class/net/bonding_masters"
+    masters.unlink()
+    masters.mkdir()  # reading it fails with EISDIR: not "no bonding module"
+    m.cycle()
+    m.cycle(force=True)
+    (error,) = m.msgs("discovery cannot list the bonds")
+    assert "bonding_masters" in error["error"]
+    masters.rmdir()
+    m.host._masters(add="bond0")
+    assert list(m.cycle(force=True)) == ["pf0"]
+    assert len(m.msgs("discovery can list the bonds again")) == 1
