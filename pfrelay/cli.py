@@ -18,6 +18,7 @@ from pfrelay import __version__
 from pfrelay import config as configs
 
 if TYPE_CHECKING:  # the ledger module is imported by the commands that use it
+    from pfrelay.discovery import Discovery
     from pfrelay.ledger import Ledger
 
 app = typer.Typer(
@@ -253,6 +254,8 @@ def status(
             "no interfaces given or configured; name them (pfrelay status ens1f0) or set "
             "interfaces in the config file or PF_STATUS_RELAY_INTERFACES"
         )
+    for name in configs.unused_patterns(cfg):
+        typer.echo(f"pfrelay: warning: {name} is ignored: interfaces has no discover/", err=True)
     try:
         runner: Optional[Ip] = Ip(resolve_binary(cfg.ip, os.environ), cfg.ip_timeout_ms / 1000.0)
     except IpError as exc:
@@ -264,13 +267,17 @@ def status(
         typer.echo(f"pfrelay: warning: {exc}", err=True)
         ledger = ledgers.Ledger()
     ledger, _renamed = _follow(cfg, ledger)
-    stale = _stale_entries(cfg, ledger, list(cfg.interfaces))
+    found, names, sources = _targets(cfg, ledger)
+    stale = _stale_entries(cfg, ledger, names)
     for pf, reason in sorted(stale.items()):
         typer.echo(f"pfrelay: warning: {pf}: ledger entry ignored: {reason}", err=True)
     ledger = ledgers.without(ledger, stale)
-    reports = [observe(cfg, runner, ledger, pf) for pf in cfg.interfaces]
+    reports = [observe(cfg, runner, ledger, pf) for pf in names]
     info = runtime.service_info(Path(cfg.state_file))
-    typer.echo(views.to_json(reports, info) if json_output else views.to_table(reports, info))
+    if json_output:
+        typer.echo(views.to_json(reports, info, found, sources))
+    else:
+        typer.echo(views.to_table(reports, info, found))
     healthy = all(
         r.assessment.monitored and r.assessment.lacp is Lacp.UP and not r.disabled_by_relay
         for r in reports
@@ -350,7 +357,10 @@ def check(
     except OSError:
         cap = None
     checks = preflight.check_process(cap, ip_error)
-    for pf in cfg.interfaces:
+    found, names, _sources = _targets(cfg, ledgers.Ledger())
+    if found is not None:
+        checks += preflight.check_discovery(found)
+    for pf in names:
         report = observe(cfg, runner if ip_error is None else None, ledgers.Ledger(), pf)
         visible = len(report.vfs) if report.vfs is not None else None
         checks += preflight.check_pf(report.facts, report.assessment, visible, report.vf_error)
@@ -505,6 +515,30 @@ def _follow(cfg: configs.Config, ledger: "Ledger") -> Tuple["Ledger", Dict[str, 
     for old, new in renames:
         typer.echo(f"pfrelay: {old} was renamed {new}; its ledger entry follows it", err=True)
     return followed, dict(renames)
+
+
+def _targets(
+    cfg: configs.Config, ledger: "Ledger"
+) -> Tuple[Optional["Discovery"], List[str], Dict[str, str]]:
+    """(discovery or None, the PFs to show, PF -> configured/discovered/ledger).
+
+    Without ``discover/``: the configured names. With it, as the daemon cycles them: the
+    names, the discovered PFs, and the PFs the ledger holds disabled VFs of.
+    """
+    from pfrelay.discovery import discover
+
+    names = list(cfg.names)
+    sources = {pf: "configured" for pf in names}
+    if not cfg.discover:
+        return None, names, sources
+    found = discover(cfg.sysfs, cfg.discover_include, cfg.discover_exclude)
+    held = sorted(pf for pf in ledger.pfs if ledger.disabled(pf))
+    for source, pfs in (("discovered", found.candidates), ("ledger", held)):
+        for pf in pfs:
+            if pf not in sources:
+                names.append(pf)
+                sources[pf] = source
+    return found, names, sources
 
 
 def _stale_entries(cfg: configs.Config, ledger: "Ledger", pfs: List[str]) -> Dict[str, str]:

@@ -32,6 +32,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import tomli_w
 
+from pfrelay.discovery import DISCOVER
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.9 and 3.10
@@ -62,6 +64,8 @@ class Config:
 
     interfaces: Tuple[str, ...] = ()
     polling_interval_ms: int = 1000
+    discover_include: Tuple[str, ...] = ()
+    discover_exclude: Tuple[str, ...] = ()
     procfs: str = "/proc"
     sysfs: str = "/sys"
     ip: str = "ip"
@@ -74,10 +78,20 @@ class Config:
     log_format: str = "json"
     log_level: str = "info"
 
+    @property
+    def discover(self) -> bool:
+        """Whether ``interfaces`` has the ``discover/`` entry (``pfrelay.discovery``)."""
+        return DISCOVER in self.interfaces
+
+    @property
+    def names(self) -> Tuple[str, ...]:
+        """The PFs named explicitly (``interfaces`` without ``discover/``)."""
+        return tuple(name for name in self.interfaces if name != DISCOVER)
+
 
 @dataclasses.dataclass(frozen=True)
 class _Spec:
-    """How one key is parsed and checked: ``kind`` is names|int|bool|path|command|choice."""
+    """How one key is parsed and checked: ``kind`` names a checker (names, patterns, int, ...)."""
 
     kind: str
     low: int = 0
@@ -99,13 +113,17 @@ _SPECS: Dict[str, _Spec] = {
     "metrics_file": _Spec("path"),
     "log_format": _Spec("choice", choices=LOG_FORMATS),
     "log_level": _Spec("choice", choices=LOG_LEVELS),
+    "discover_include": _Spec("patterns"),
+    "discover_exclude": _Spec("patterns"),
 }
 
 #: One or two sentences per key: what it does and when to change it (``render_toml`` comments).
 FIELD_HELP: Dict[str, str] = {
     "interfaces": (
         'The PFs to watch, e.g. ["ens1f0np0", "ens1f1np1"]: netdev names of SR-IOV physical '
-        "functions enslaved to an 802.3ad bond, as `ip link` shows them. Empty: nothing to watch."
+        "functions enslaved to an 802.3ad bond, as `ip link` shows them. The entry "
+        f'"{DISCOVER}" (no interface name can contain "/") watches every SR-IOV port of a bond '
+        "instead, as the host has them from moment to moment. Empty: nothing to watch."
     ),
     "polling_interval_ms": (
         "How often to read the LACP state, in milliseconds (100 to 3600000). Lower it for "
@@ -157,6 +175,14 @@ FIELD_HELP: Dict[str, str] = {
         'The least severe events to log: "debug", "info", "warning" or "error". Use "debug" '
         "only while troubleshooting."
     ),
+    "discover_include": (
+        f'With "{DISCOVER}" in interfaces: discover only PFs whose name matches one of these '
+        'shell patterns, e.g. ["ens*"]. Empty: every SR-IOV port of a bond.'
+    ),
+    "discover_exclude": (
+        f'With "{DISCOVER}" in interfaces: never discover PFs whose name matches one of these '
+        'shell patterns, e.g. ["ens1f1np1"]. Explicitly named interfaces are not affected.'
+    ),
 }
 
 #: Shown commented out by ``render_toml`` for keys that are not set.
@@ -174,6 +200,8 @@ def _env_name(field: str) -> str:
 def _flag_name(field: str) -> str:
     if field == "interfaces":
         return "--interface"  # repeatable, one name each
+    if field in ("discover_include", "discover_exclude"):
+        return "--" + field.replace("_", "-")  # repeatable, one pattern each
     return "--" + re.sub(r"_ms$", "", field).replace("_", "-")
 
 
@@ -246,7 +274,11 @@ def _suggest(word: str, options: Sequence[str], cutoff: float = 0.75) -> Optiona
 def _requirement(name: str) -> str:
     spec = _SPECS[name]
     if spec.kind == "names":
-        return 'must be a list of interface names, e.g. ["ens1f0np0", "ens1f1np1"]'
+        return (
+            f'must be a list of interface names, e.g. ["ens1f0np0", "ens1f1np1"], or ["{DISCOVER}"]'
+        )
+    if spec.kind == "patterns":
+        return 'must be a list of interface name patterns, e.g. ["ens*", "enp59s0f?np?"]'
     if spec.kind == "int":
         return f"must be an integer >= {spec.low} and <= {spec.high} (milliseconds)"
     if spec.kind == "bool":
@@ -298,6 +330,8 @@ def _check(name: str, value: object, origin: str) -> object:
     kind = _SPECS[name].kind
     if kind == "names":
         return _check_names(value, origin)
+    if kind == "patterns":
+        return _check_patterns(name, value, origin)
     if kind == "int":
         return _check_int(name, value, origin)
     if kind == "bool":
@@ -339,7 +373,7 @@ def _check_names(value: object, origin: str) -> Tuple[str, ...]:
         raise _bad("interfaces", value, origin)
     seen = set()
     for item in value:
-        problem = _interface_name_problem(item)
+        problem = None if item == DISCOVER else _interface_name_problem(item)
         if problem is not None:
             raise ConfigError(
                 f"interfaces: {_quote(item)} is not a valid interface name: {problem} "
@@ -354,6 +388,29 @@ def _check_names(value: object, origin: str) -> Tuple[str, ...]:
     return tuple(value)
 
 
+#: What a pattern may contain besides what an interface name may: fnmatch's own characters.
+_GLOB_CHARS = "*?[]!"
+
+
+def _check_patterns(name: str, value: object, origin: str) -> Tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise _bad(name, value, origin)
+    for item in value:
+        # A pattern is an interface name with wildcards: the name rules apply to the rest,
+        # except the length (a character class like [0-9] takes more than one byte).
+        plain = "".join("x" for _ in item[:1]) + "".join(
+            c for c in item[1:] if c not in _GLOB_CHARS
+        )
+        problem = _interface_name_problem(plain if len(plain.encode()) <= 15 else "x")
+        if not item or len(item) > 64 or problem is not None:
+            why = problem or ("it is empty" if not item else "it is longer than 64 characters")
+            raise ConfigError(
+                f"{name}: {_quote(item)} is not an interface name pattern: {why} (from "
+                f'{origin}); use a shell pattern such as "ens*"'
+            )
+    return tuple(value)
+
+
 def _from_text(name: str, text: str, origin: str) -> object:
     """An environment (or untyped flag) string for ``name``, parsed and checked."""
     kind = _SPECS[name].kind
@@ -365,6 +422,14 @@ def _from_text(name: str, text: str, origin: str) -> object:
                 'names with single commas, e.g. "ens1f0np0,ens1f1np1"'
             )
         return _check_names(items, origin)
+    if kind == "patterns":
+        items = [item.strip() for item in text.split(",")]
+        if "" in items:
+            raise ConfigError(
+                f"{name}: empty entry in {_quote(text)} (from {origin}); separate patterns "
+                'with single commas, e.g. "ens*,enp*"'
+            )
+        return _check_patterns(name, items, origin)
     if kind == "int":
         if not _INT_RE.fullmatch(text):
             raise _bad(name, text, origin)
@@ -482,10 +547,11 @@ def parse_flags(flags: Mapping[str, object]) -> Dict[str, Tuple[object, str]]:
     for name, value in flags.items():
         if name not in _SPECS:
             raise ValueError(f"unknown config field {name!r} in flags; fields: {FIELDS}")
-        if value is None or (name == "interfaces" and value in ((), [])):
+        kind = _SPECS[name].kind
+        if value is None or (kind in ("names", "patterns") and value in ((), [])):
             continue
         flag = FLAG_NAMES[name]
-        if isinstance(value, str) and _SPECS[name].kind in ("names", "int", "bool"):
+        if isinstance(value, str) and kind in ("names", "patterns", "int", "bool"):
             values[name] = (_from_text(name, value, flag), flag)
         else:
             values[name] = (_check(name, value, flag), flag)
@@ -525,6 +591,13 @@ def load(
     config = dataclasses.replace(Config(), **values)
     _check_config(config, origins)
     return config, sources
+
+
+def unused_patterns(config: Config) -> List[str]:
+    """The discover_* keys that are set although discovery is off (a warning, not an error)."""
+    if config.discover:
+        return []
+    return [name for name in ("discover_include", "discover_exclude") if getattr(config, name)]
 
 
 def require_interfaces(config: Config, path: Optional[str] = None) -> Tuple[str, ...]:

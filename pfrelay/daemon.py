@@ -21,10 +21,11 @@ import subprocess
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Dict, List, Mapping, Optional, Sequence, Set
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from pfrelay import __version__, metrics, runtime
 from pfrelay import config as configs
+from pfrelay.discovery import Discovery, discover
 from pfrelay.host import read_boot_id
 from pfrelay.iproute import Ip, IpError, resolve_binary
 from pfrelay.lacp import Lacp
@@ -144,6 +145,106 @@ class LinkEvents:
     close = _close
 
 
+#: How often discovery re-reads the bonds when no link event asked for it (seconds). A scan
+#: costs about as much as a steady-state cycle of the same PFs (bench/discovery.py), so it is
+#: not repeated every poll: link events (a new bond, a PF enslaved or renamed) trigger one at
+#: once, and this bounds how late a change is seen when events are lost or off.
+RESCAN_S = 5.0
+
+
+class Targets:
+    """The PFs each cycle covers, and with discovery (``discover/``) when to look again.
+
+    Without discovery: exactly the configured ``interfaces``, as before. With it: the names
+    given explicitly, then the discovered candidates, then every PF the ledger holds disabled
+    VFs of, so a PF that leaves the discovered set (its bond deleted, the PF renamed or
+    excluded) keeps being cycled and the relay's ownership rules still apply to its VFs.
+    Changes of the discovered set are logged when they happen, not every scan.
+    """
+
+    def __init__(self, log: EventLog, clock: Callable[[], float] = time.monotonic) -> None:
+        self.log = log
+        self.clock = clock
+        self.discovery: Optional[Discovery] = None
+        self.next_scan = 0.0
+
+    def refresh(self, config: configs.Config, *, force: bool = False) -> Set[str]:
+        """Re-scan if due (or ``force``); returns the candidates that are new since last time."""
+        if not config.discover:
+            self.discovery = None
+            return set()
+        now = self.clock()
+        if not force and self.discovery is not None and now < self.next_scan:
+            return set()
+        self.next_scan = now + RESCAN_S
+        new = discover(config.sysfs, config.discover_include, config.discover_exclude)
+        old, self.discovery = self.discovery, new
+        self._log_changes(old, new)
+        return set(new.candidates) - set(old.candidates if old is not None else ())
+
+    def monitored(self, config: configs.Config) -> Tuple[str, ...]:
+        """The PFs to monitor: the names given, then the discovered candidates."""
+        names = list(config.names)
+        found = self.discovery.candidates if self.discovery is not None else ()
+        names.extend(pf for pf in found if pf not in names)
+        return tuple(names)
+
+    def names(self, relay: Relay) -> Optional[List[str]]:
+        """The PFs of a full cycle; None without discovery (``Relay.cycle``'s default).
+
+        With it: the monitored PFs (which this sets as ``Relay.interfaces``), then those the
+        ledger holds disabled VFs of (``Relay.pf_names``), so a PF that left the discovered
+        set is still cycled as not monitored and its VFs are released after the hold.
+        """
+        if not relay.config.discover:
+            return None
+        relay.interfaces = self.monitored(relay.config)
+        return relay.pf_names()
+
+    def knows(self, relay: Relay, name: str) -> bool:
+        """Whether a link event for ``name`` concerns a PF or bond already cycled."""
+        if name in (self.names(relay) or relay.config.names):
+            return True
+        return self.discovery is not None and name in dict(self.discovery.bonds).values()
+
+    def sources(self, relay: Relay) -> Dict[str, str]:
+        """PF -> how it came to be cycled: configured, discovered or ledger (for the metrics)."""
+        out = {pf: "ledger" for pf in relay.ledger.pfs}
+        if self.discovery is not None:
+            out.update({pf: "discovered" for pf in self.discovery.candidates})
+        out.update({pf: "configured" for pf in relay.config.names})
+        return out
+
+    def _log_changes(self, old: Optional[Discovery], new: Discovery) -> None:
+        if old is None or old.error != new.error:
+            if new.error:
+                self.log.error("discovery cannot list the bonds", error=new.error)
+            elif old is not None:
+                self.log.info("discovery can list the bonds again")
+        before = dict(old.bonds) if old is not None else {}
+        after = dict(new.bonds)
+        for pf in sorted(after):
+            if before.get(pf) != after[pf]:
+                self.log.info("pf discovered", interface=pf, bond=after[pf])
+        for pf in sorted(set(before) - set(after)):
+            self.log.info("pf no longer discovered", interface=pf, bond=before[pf])
+        skipped_before = {s.interface: s for s in (old.skipped if old is not None else ())}
+        for item in new.skipped:
+            if skipped_before.get(item.interface) != item:
+                self.log.info(
+                    "pf skipped by discovery",
+                    interface=item.interface,
+                    bond=item.bond,
+                    reason=item.reason,
+                )
+        if old is None:
+            self.log.info(
+                "discovery found pfs",
+                interfaces=list(new.candidates),
+                skipped=[s.interface for s in new.skipped],
+            )
+
+
 @dataclasses.dataclass
 class _Signals:
     stop: bool = False
@@ -178,10 +279,19 @@ def serve(
         interfaces=list(config.interfaces),
         polling_interval_ms=config.polling_interval_ms,
         dry_run=dry_run or None,
+        discover_include=list(config.discover_include) or None,
+        discover_exclude=list(config.discover_exclude) or None,
     )
+    for name in configs.unused_patterns(config):
+        log.warning(
+            f"{name} is ignored: interfaces has no discover/ entry",
+            hint="add discover/ to interfaces, or remove " + name,
+        )
     if notifier.problem:
         log.warning("systemd notification is off", reason=notifier.problem)
     relay = Relay(config, ip, log, dry_run=dry_run, boot_id=read_boot_id(config.procfs))
+    targets = Targets(log)
+    rescan = False  # a link event named an interface discovery may not know yet
 
     signals = _Signals()
     wake_r, wake_w = socket.socketpair()
@@ -248,8 +358,15 @@ def serve(
             now = time.monotonic()
             if now >= next_poll or pending is not None:
                 full = now >= next_poll
+                first_scan = targets.discovery is None
+                added = targets.refresh(relay.config, force=rescan)
+                rescan = False
+                targets.names(relay)  # the monitored set, also for a partial cycle
+                for pf in () if first_scan else sorted(added):
+                    relay.appeared(pf)  # a bond that appears now is still negotiating
+                names = targets.names(relay) if full else sorted((pending or set()) | added)
                 try:
-                    reports = relay.cycle(None if full else sorted(pending or ()), progress)
+                    reports = relay.cycle(names, progress)
                 except _Stopped:
                     break
                 if full:
@@ -259,7 +376,7 @@ def serve(
                         line = status_line(reports, ledger_unsaved=relay.ledger_unsaved)
                         if line != last_status and notified(notifier.status(line)):
                             last_status = line  # else sent again after the next cycle
-                    _write_metrics(relay, reports, time.monotonic() - now, log)
+                    _write_metrics(relay, reports, time.monotonic() - now, log, targets)
                 pending = None
                 if not ready:
                     line = status_line(reports, ledger_unsaved=relay.ledger_unsaved)
@@ -271,6 +388,7 @@ def serve(
             if signals.reload:
                 signals.reload = False
                 relay = _reload(relay, config_path, flags, env, log, notifier, events)
+                targets.next_scan = 0.0  # the patterns (or discovery itself) may have changed
                 next_poll = time.monotonic()
                 continue
             recheck = relay.recheck_at()
@@ -291,9 +409,14 @@ def serve(
                 with contextlib.suppress(OSError):
                     wake_r.recv(4096)
             if events is not None and event_fd in readable:
-                names = events.read_names()
-                if names:
-                    pending = _affected(relay, names)
+                changed = events.read_names()
+                if changed:
+                    pending = _affected(relay, changed, targets.names(relay))
+                    if relay.config.discover and any(
+                        name == "*" or not targets.knows(relay, name) for name in changed
+                    ):
+                        rescan = True  # a new bond, a PF enslaved or renamed: look now
+                        pending = pending or set()
         notified(notifier.stopping())
         log.info("Stopping application")
         # --once: the VFs were changed, but a restart would not know they are the relay's.
@@ -310,12 +433,23 @@ def serve(
 
 
 def _write_metrics(
-    relay: Relay, reports: Sequence[PfReport], duration_s: float, log: EventLog
+    relay: Relay,
+    reports: Sequence[PfReport],
+    duration_s: float,
+    log: EventLog,
+    targets: Optional[Targets] = None,
 ) -> None:
     path = relay.config.metrics_file
     if not path:
         return
-    text = metrics.render(reports, relay.transitions(), time.time(), duration_s)
+    text = metrics.render(
+        reports,
+        relay.transitions(),
+        time.time(),
+        duration_s,
+        sources=targets.sources(relay) if targets is not None else None,
+        ledger_persisted=not relay.ledger_unsaved,
+    )
     try:
         metrics.write(Path(path), text)
     except OSError as exc:
@@ -326,12 +460,18 @@ def _write_metrics(
         relay.clear_report("", "metrics")
 
 
-def _affected(relay: Relay, names: Set[str]) -> Optional[Set[str]]:
-    """Configured PFs a link event may concern: the PF itself or its bond; None if none."""
+def _affected(
+    relay: Relay, names: Set[str], cycled: Optional[Sequence[str]] = None
+) -> Optional[Set[str]]:
+    """Cycled PFs a link event may concern: the PF itself or its bond; None if none.
+
+    ``cycled`` is the full cycle's list (default: ``Relay.pf_names()``).
+    """
+    pfs = list(cycled) if cycled is not None else relay.pf_names()
     if "*" in names:
-        return set(relay.pf_names())
+        return set(pfs)
     hit = set()
-    for pf in relay.pf_names():
+    for pf in pfs:
         memory = relay.memory.get(pf)
         bond = (
             memory.assessment.bond.name
@@ -386,9 +526,9 @@ def _reload(
     added = sorted(set(new.interfaces) - set(old.interfaces))
     removed = sorted(set(old.interfaces) - set(new.interfaces))
     relay.config = new
-    relay.interfaces = tuple(new.interfaces)
+    relay.interfaces = tuple(new.names)  # discovery adds what it finds at the next scan
     for pf in removed:
-        if relay.ledger.disabled(pf):
+        if relay.ledger.disabled(pf) and not new.discover:
             log.warning(
                 "ledger names a pf that is not monitored; its vfs are restored after the hold",
                 interface=pf,

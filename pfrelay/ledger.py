@@ -17,7 +17,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 FORMAT_VERSION = 1
 
@@ -185,20 +185,28 @@ def stale_entries(
     return stale
 
 
-def follow(
-    ledger: Ledger, names: Mapping[int, str]
-) -> Tuple[Ledger, List[Tuple[str, str]], List[str]]:
+class Followed(NamedTuple):
+    """What ``follow`` did: the ledger, and what to say about it."""
+
+    ledger: Ledger
+    renames: List[Tuple[str, str]]  #: (old, new) name of a PF found by its ifindex
+    gone: List[str]  #: neither its ifindex nor its name exists (entry kept)
+    dropped: List[Tuple[str, str]]  #: a moved entry that contradicts the one there (reason)
+
+
+def follow(ledger: Ledger, names: Mapping[int, str]) -> Followed:
     """Entries moved to their PF's current name, found by ifindex (a PF renamed in place).
 
-    ``names`` maps each interface's ifindex to its name now (all of the host's). Returns the
-    ledger, the renames as (old, new) pairs and the PFs that are gone: neither their ifindex
-    nor their name exists any more, so their VFs went with them (their entries are kept; the
-    caller decides whether to believe it). An entry whose name now has
-    another ifindex is left for ``stale_entries`` (the PF was re-created); one without an
-    ifindex is left as it is.
+    ``names`` maps each interface's ifindex to its name now (all of the host's). A PF whose
+    ifindex and name no longer exist is "gone": its VFs went with it, or it was moved to
+    another network namespace, so its entry is kept and the caller decides what to say. An
+    entry whose name now has another ifindex is left for ``stale_entries`` (the PF was
+    re-created); one without an ifindex is left as it is. A moved entry that lands on a name
+    that has an entry already is merged as ``merge`` does: the entry there is the current one.
     """
     current = set(names.values())
-    moved: Dict[str, PfEntry] = {}
+    staying: Dict[str, PfEntry] = {}
+    movers: List[Tuple[str, PfEntry]] = []
     renames: List[Tuple[str, str]] = []
     gone: List[str] = []
     for pf, entry in sorted(ledger.pfs.items()):
@@ -207,13 +215,17 @@ def follow(
             name = names[entry.ifindex]
         elif entry.ifindex is not None and pf not in current:
             gone.append(pf)
-        if name != pf:
-            renames.append((pf, name))
-        if name in moved:  # two entries for one PF: keep the union, not one of them
-            moved[name] = moved[name].updated(moved[name].disabled | entry.disabled, *_NONE)
+        if name == pf:
+            staying[pf] = entry
         else:
-            moved[name] = entry
-    return dataclasses.replace(ledger, pfs=moved), renames, gone
+            renames.append((pf, name))
+            movers.append((name, entry))
+    result = dataclasses.replace(ledger, pfs=staying)
+    dropped: List[Tuple[str, str]] = []
+    for name, entry in movers:
+        result, conflicts = merge(result, Ledger({name: entry}))
+        dropped.extend(conflicts)
+    return Followed(result, renames, gone, dropped)
 
 
 _NONE = (None, None, None)
@@ -259,8 +271,10 @@ def merge(current: Ledger, loaded: Ledger) -> Tuple[Ledger, List[Tuple[str, str]
         reason = stale_reason(entry, Identity(mine.ifindex, mine.numvfs, mine.vfs_id))
         if reason is not None:
             dropped.append((pf, reason))
-        else:
-            pfs[pf] = mine.updated(mine.disabled | entry.disabled, *_NONE)
+        else:  # the guards agree where both are known: each fills the other's unknowns
+            pfs[pf] = mine.updated(
+                mine.disabled | entry.disabled, entry.ifindex, entry.numvfs, entry.vfs_id
+            )
     return dataclasses.replace(current, pfs=pfs), dropped
 
 

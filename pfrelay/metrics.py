@@ -29,7 +29,20 @@ _HELP = {
         "Unix time the last cycle completed.",
     ),
     "pf_status_relay_cycle_duration_seconds": ("gauge", "How long the last cycle took."),
+    "pf_status_relay_pf_info": (
+        "gauge",
+        "1 per PF cycled: its bond, why it is cycled (configured, discovered, ledger) and, "
+        "when not monitored, why not.",
+    ),
+    "pf_status_relay_ledger_persisted": (
+        "gauge",
+        "1 when the ledger on disk matches the VFs the relay disabled, 0 while writing it fails.",
+    ),
 }
+
+
+#: Families written only when ``render`` is given their data (the alerting rules need them).
+_OPTIONAL = ("pf_status_relay_pf_info", "pf_status_relay_ledger_persisted")
 
 
 def _escape(value: str) -> str:
@@ -41,12 +54,22 @@ def render(
     transitions: Mapping[str, int],
     last_cycle: float,
     duration_s: float,
+    *,
+    sources: Optional[Mapping[str, str]] = None,
+    ledger_persisted: Optional[bool] = None,
 ) -> str:
-    """The exposition text for one cycle."""
+    """The exposition text for one cycle.
+
+    ``sources`` (PF -> configured/discovered/ledger; a PF not in it: configured) turns on
+    ``pf_status_relay_pf_info``, ``ledger_persisted`` the gauge of that name; the daemon
+    passes both, and without them the text is what it was before they existed.
+    """
     samples: Dict[str, List[str]] = {name: [] for name in _HELP}
 
-    def add(name: str, pf: Optional[str], value: float) -> None:
-        labels = f'{{interface="{_escape(pf)}"}}' if pf is not None else ""
+    def add(name: str, pf: Optional[str], value: float, **extra: str) -> None:
+        pairs = ([("interface", pf)] if pf is not None else []) + sorted(extra.items())
+        inner = ",".join(f'{key}="{_escape(text)}"' for key, text in pairs)
+        labels = f"{{{inner}}}" if inner else ""
         number = f"{value:.6f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
         samples[name].append(f"{name}{labels} {number}")
 
@@ -62,10 +85,23 @@ def render(
             add("pf_status_relay_actor_port_state", pf, a.slave.actor_state)
         if a.slave is not None and a.slave.partner_state is not None:
             add("pf_status_relay_partner_port_state", pf, a.slave.partner_state)
+        if sources is not None:
+            add(
+                "pf_status_relay_pf_info",
+                pf,
+                1,
+                bond=a.bond.name if a.bond is not None else (report.facts.master or ""),
+                source=sources.get(pf, "configured"),
+                reason="" if a.monitored else (a.reason or ""),
+            )
     add("pf_status_relay_last_cycle_timestamp_seconds", None, float(last_cycle))
     add("pf_status_relay_cycle_duration_seconds", None, float(duration_s))
+    if ledger_persisted is not None:
+        add("pf_status_relay_ledger_persisted", None, 1 if ledger_persisted else 0)
     lines = []
     for name, (kind, text) in _HELP.items():
+        if name in _OPTIONAL and not samples[name]:
+            continue
         lines.append(f"# HELP {name} {text}")
         lines.append(f"# TYPE {name} {kind}")
         lines.extend(samples[name])

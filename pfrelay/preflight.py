@@ -11,6 +11,7 @@ import enum
 from typing import List, Optional
 
 from pfrelay.decision import Assessment
+from pfrelay.discovery import Discovery
 from pfrelay.host import PfFacts
 from pfrelay.lacp import Lacp
 
@@ -66,6 +67,36 @@ def check_process(cap_net_admin: Optional[bool], ip_error: Optional[str]) -> Lis
         checks.append(Check(Outcome.FAIL, "ip", ip_error, "install iproute2 or set the ip key"))
     else:
         checks.append(Check(Outcome.OK, "ip", "iproute2 runs"))
+    return checks
+
+
+def check_discovery(discovery: Discovery) -> List[Check]:
+    """What discovery found: a line for the candidates and one per port it left out."""
+    if discovery.error:
+        return [
+            Check(
+                Outcome.FAIL,
+                "discovery",
+                discovery.error,
+                "the relay needs to read sysfs (class/net/bonding_masters, bonding/slaves)",
+            )
+        ]
+    if not discovery.candidates:
+        checks = [
+            Check(
+                Outcome.WARN,
+                "discovery",
+                "no SR-IOV port of a bond found",
+                "enslave the PF to an 802.3ad bond; the running relay picks it up by itself",
+            )
+        ]
+    else:
+        found = ", ".join(discovery.candidates)
+        checks = [Check(Outcome.OK, "discovery", f"{len(discovery.candidates)} PFs ({found})")]
+    for item in discovery.skipped:
+        checks.append(
+            Check(Outcome.OK, item.interface, f"not watched (bond {item.bond}): {item.reason}")
+        )
     return checks
 
 

@@ -101,6 +101,8 @@ class _PfMemory:
     #: The bond's ifindex at the last read: a new one is a re-created bond.
     bond_ifindex: Optional[int] = None
     retries: Dict[int, _Retry] = dataclasses.field(default_factory=dict)
+    #: When port states believed after a link loss were already current (``_stale_ports``).
+    up_evidence_since: Optional[float] = None
 
 
 class Relay:
@@ -122,7 +124,9 @@ class Relay:
         boot_id: Optional[str] = None,
     ) -> None:
         self.config = config
-        self.interfaces: Tuple[str, ...] = tuple(config.interfaces)
+        #: The PFs to monitor: the configured names (without ``discover/``), plus what
+        #: discovery finds when the daemon sets it.
+        self.interfaces: Tuple[str, ...] = tuple(config.names)
         self.ip = ip
         self.log = log
         self.dry_run = dry_run
@@ -191,7 +195,9 @@ class Relay:
                 )
             self.ledger_unsaved = bool(loaded.pfs)  # the next cycle rewrites the file
             return ledgers.Ledger(boot_id=self.boot_id)
-        for pf in sorted(set(loaded.pfs) - set(self.interfaces)):
+        # With discovery the monitored set is not known yet: said when the PF is cycled.
+        unnamed = set() if self.config.discover else set(loaded.pfs) - set(self.interfaces)
+        for pf in sorted(unnamed):
             self.log.warning(
                 "ledger names a pf that is not monitored; its vfs are restored after the hold",
                 interface=pf,
@@ -320,6 +326,16 @@ class Relay:
             self._write_ledger()
         return reports
 
+    def appeared(self, pf: str) -> None:
+        """``pf`` was found at run time (discovery): its bond gets the negotiation grace.
+
+        As if this relay had seen it unmonitored before: a bond created while the relay runs
+        reads "down" until LACP has negotiated, whether the PF was named or discovered.
+        """
+        memory = self.memory.setdefault(pf, _PfMemory())
+        if memory.settled is None:
+            memory.settled = Assessment(pf, False, Lacp.UNKNOWN, "not discovered yet")
+
     def transitions(self) -> Dict[str, int]:
         """LACP verdict changes per PF since start (for the metrics)."""
         return {pf: m.transitions for pf, m in self.memory.items() if pf}
@@ -358,17 +374,23 @@ class Relay:
         names = ifindex_names(sysfs)
         if names is None:
             return  # cannot list the interfaces: proves nothing
-        followed, renames, gone = ledgers.follow(self.ledger, names)
+        followed, renames, gone, dropped = ledgers.follow(self.ledger, names)
         for old, new in renames:
             self.log.warning(
                 "pf was renamed; the vfs the relay disabled follow it",
                 interface=new,
                 old_name=old,
-                ids=sorted(followed.disabled(new)),
+                ids=sorted(self.ledger.disabled(old)),
             )
-            if old in self.memory:
+            if old in self.memory and new not in self.memory:
                 self.memory[new] = self.memory.pop(old)
                 self.memory[new].assessment = None  # log the new name's standing
+        for pf, reason in dropped:
+            self.log.warning(
+                "ledger entries dropped: these are not the vfs the relay disabled",
+                interface=pf,
+                reason=reason,
+            )
         for pf in gone:
             # Kept: a PF moved to another network namespace still has its VFs. Cycled as not
             # monitored; an entry whose PF comes back re-created is dropped as stale.
@@ -386,12 +408,12 @@ class Relay:
         cfg = self.config
         facts = read_pf(cfg.procfs, cfg.sysfs, pf, sriov=False)
         assessment = assess(facts, partner_requires_aggregation=cfg.partner_requires_aggregation)
-        if pf not in self.interfaces:
+        if pf not in self.interfaces and assessment.monitored:
             assessment = dataclasses.replace(
                 assessment,
                 monitored=False,
                 lacp=Lacp.UNKNOWN,
-                reason="not a monitored pf (the ledger names vfs the relay disabled on it)",
+                reason="not configured (nor discovered); the relay disabled vfs on it",
             )
         assessment = self._negotiation_grace(pf, assessment, facts.bond_ifindex)
         assessment = self._stale_ports(pf, assessment)
@@ -522,7 +544,18 @@ class Relay:
     def _stale_ports(self, pf: str, now: Assessment) -> Assessment:
         """Hold an UP that rests on the port states of before a link loss (logged once)."""
         memory = self.memory.setdefault(pf, _PfMemory())
-        held, memory.link_loss = distrust_stale_ports(now, memory.link_loss, self.clock())
+        prior = memory.link_loss
+        held, memory.link_loss = distrust_stale_ports(now, prior, self.clock())
+        if (
+            held.lacp is Lacp.UP
+            and prior is not None
+            and prior.back_since is not None
+            and memory.link_loss is None
+        ):
+            # Believed at the re-read: unchanged a few ticks on, so current since MII came
+            # back (stale ones would have been re-initialised). The restore delay counts from
+            # then, not from this read (with slow polling, a whole poll later).
+            memory.up_evidence_since = prior.back_since
         if held is not now and held.reason:
             self.report_once(pf, "stale", "info", "port states are stale", reason=held.reason)
         elif memory.link_loss is None:
@@ -554,9 +587,10 @@ class Relay:
         lacp = now.lacp if now.monitored else None
         clock = self.clock()
         if lacp is Lacp.UP and was is not Lacp.UP:
-            memory.up_since = clock
+            memory.up_since = memory.up_evidence_since or clock
         elif lacp is not Lacp.UP:
             memory.up_since = None
+        memory.up_evidence_since = None
         if lacp in (Lacp.UP, Lacp.DOWN):
             memory.unsure_since = None
         elif memory.unsure_since is None:
@@ -787,5 +821,5 @@ def follow_renames(
     names = ifindex_names(sysfs)
     if names is None:
         return ledger, []
-    followed, renames, _gone = ledgers.follow(ledger, names)
-    return followed, renames
+    followed = ledgers.follow(ledger, names)
+    return followed.ledger, followed.renames

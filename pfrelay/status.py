@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from pfrelay.discovery import Discovery
 from pfrelay.lacp import flag_names
 from pfrelay.relay import PfReport
 from pfrelay.runtime import ServiceInfo, age_s
@@ -72,8 +73,36 @@ def service_dict(info: ServiceInfo) -> Dict[str, Any]:
     }
 
 
-def to_json(reports: Sequence[PfReport], info: Optional[ServiceInfo]) -> str:
-    doc: Dict[str, Any] = {"interfaces": [report_dict(r) for r in reports]}
+def discovery_dict(discovery: Discovery, sources: Mapping[str, str]) -> Dict[str, Any]:
+    """What discovery found: the candidates, the ports it left out and why."""
+    return {
+        "candidates": [
+            {"interface": pf, "bond": bond, "source": sources.get(pf, "discovered")}
+            for pf, bond in discovery.bonds
+        ],
+        "skipped": [
+            {"interface": s.interface, "bond": s.bond, "reason": s.reason}
+            for s in discovery.skipped
+        ],
+        "error": discovery.error,
+    }
+
+
+def to_json(
+    reports: Sequence[PfReport],
+    info: Optional[ServiceInfo],
+    discovery: Optional[Discovery] = None,
+    sources: Optional[Mapping[str, str]] = None,
+) -> str:
+    """The ``status --json`` document. With discovery, each interface also says its
+    ``source`` (configured, discovered, ledger) and a ``discovery`` object is added."""
+    entries = [report_dict(r) for r in reports]
+    if discovery is not None:
+        for entry in entries:
+            entry["source"] = (sources or {}).get(entry["interface"], "configured")
+    doc: Dict[str, Any] = {"interfaces": entries}
+    if discovery is not None:
+        doc["discovery"] = discovery_dict(discovery, sources or {})
     if info is not None:
         doc["service"] = service_dict(info)
     return json.dumps(doc, indent=2)
@@ -100,8 +129,23 @@ def _vf_summary(report: PfReport) -> str:
     return f"{len(report.vfs)} VFs: {text}"
 
 
-def to_table(reports: Sequence[PfReport], info: Optional[ServiceInfo]) -> str:
-    """A readable block per PF, then the service line."""
+def discovery_lines(discovery: Discovery) -> List[str]:
+    """``discovery: 2 PFs (pf0, pf1)`` and a line per port it left out."""
+    found = ", ".join(discovery.candidates) or "none"
+    lines = [f"discovery: {len(discovery.candidates)} PFs ({found})"]
+    if discovery.error:
+        lines.append(f"  error     {discovery.error}")
+    for item in discovery.skipped:
+        lines.append(f"  skipped   {item.interface} (bond {item.bond}): {item.reason}")
+    return lines
+
+
+def to_table(
+    reports: Sequence[PfReport],
+    info: Optional[ServiceInfo],
+    discovery: Optional[Discovery] = None,
+) -> str:
+    """A readable block per PF, then discovery's summary and the service line."""
     lines: List[str] = []
     for report in reports:
         a = report.assessment
@@ -125,6 +169,8 @@ def to_table(reports: Sequence[PfReport], info: Optional[ServiceInfo]) -> str:
         if report.disabled_by_relay:
             ids = " ".join(str(v) for v in sorted(report.disabled_by_relay))
             lines.append(f"  disabled by the relay: {ids}")
+    if discovery is not None:
+        lines += discovery_lines(discovery)
     if info is not None:
         if info.running:
             # A heartbeat older than the lock is an earlier relay's, not this one's.

@@ -181,6 +181,7 @@ class FakeHost:
             self.set_proc(name, proc_text)
         for slave in slaves:
             self.enslave(slave, name, (slave_files or {}).get(slave))
+        self._masters(add=name)
 
     def enslave(self, slave: str, bond: str, files: Optional[Mapping[str, Value]] = None) -> None:
         """Link ``slave`` to ``bond`` and write its ``bonding_slave/`` files."""
@@ -250,6 +251,7 @@ class FakeHost:
         self.remove_proc(bond)
         slaves = (self.net(bond) / "bonding/slaves").read_text().split()
         shutil.rmtree(self.net(bond))
+        self._masters(remove=bond)
         for slave in slaves:
             (self.net(slave) / "master").unlink(missing_ok=True)
             shutil.rmtree(self.net(slave) / "bonding_slave", ignore_errors=True)
@@ -257,6 +259,24 @@ class FakeHost:
     def remove_pf(self, pf: str) -> None:
         """As a PF that vanished (driver unbound, renamed): its sysfs entry goes."""
         shutil.rmtree(self.net(pf))
+
+    def rename(self, old: str, new: str) -> None:
+        """As ``ip link set OLD name NEW``: the sysfs entry and the bond's slave list follow."""
+        self.net(old).rename(self.net(new))
+        for bond in self.bonds():
+            path = self.net(bond) / "bonding/slaves"
+            names = [new if n == old else n for n in path.read_text().split()]
+            path.write_text(" ".join(names) + "\n")
+
+    def bonds(self) -> List[str]:
+        """The names in ``class/net/bonding_masters``."""
+        path = self.sysfs / "class/net/bonding_masters"
+        return path.read_text().split() if path.exists() else []
+
+    def _masters(self, add: Optional[str] = None, remove: Optional[str] = None) -> None:
+        """Keep ``class/net/bonding_masters`` (one line, space-separated) as the kernel does."""
+        names = [b for b in self.bonds() if b not in (add, remove)] + ([add] if add else [])
+        (self.sysfs / "class/net/bonding_masters").write_text(" ".join(names) + "\n")
 
     def _link_master(self, port: str, master: str) -> None:
         self.net(port).mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,8 @@ SYSCONFIG = ROOT / "etc" / "sysconfig" / "pf-status-relay"
 EXAMPLES = {
     "interfaces": ("ens1f0np0", "ens1f1np1"),
     "metrics_file": "/var/lib/node_exporter/textfile_collector/pf-status-relay.prom",
+    "discover_include": ("ens*",),
+    "discover_exclude": ("ens1f1np1",),
 }
 
 ASSIGNMENT = re.compile(r"^# (?P<key>[a-z_]+) = (?P<value>.*)$")

@@ -392,21 +392,24 @@ def test_reload_applies_ip_timeout_and_log_level_and_warns_about_dropped_pfs(
     mark = daemon.mark()
     daemon.send(signal.SIGHUP)
     _, _, dropped = daemon.wait_log(
-        "ledger names a pf that is not configured; its vfs stay as they are", after=mark
+        "ledger names a pf that is not monitored; its vfs are restored after the hold",
+        after=mark,
     )
     assert (dropped["interface"], dropped["ids"]) == ("pf1", [0, 1, 2, 3])
-    assert dropped["hint"] == "pfrelay restore pf1"
+    assert dropped["hold_ms"] == 30000
 
     world.set_lacp("bond0", "pf0", up=False)
     daemon.wait_log("lacp is down", after=mark, interface="pf0")
-    _, _, error = daemon.wait_log("failed to read vf link states", after=mark, timeout=3)
+    _, _, error = daemon.wait_log(
+        "failed to read vf link states", after=mark, timeout=3, interface="pf0"
+    )
     assert "no answer after 0.5 s" in error["error"]  # the new ip_timeout_ms
     assert ["-j", "link", "show", "dev", "pf0"] in [c["argv"] for c in other_state.calls()]
     assert wait_until(  # and a new `ip monitor` under the new binary
         lambda: ["-o", "monitor", "link"] in [c["argv"] for c in other_state.calls()], 10
     )
     assert [r["level"] for r in daemon.logs()[mark:]].count("INFO") == 0  # log_level warning
-    assert world.vfs("pf1") == {n: "disable" for n in range(4)}  # left as they are
+    assert world.vfs("pf1") == {n: "disable" for n in range(4)}  # held: 30 s hold
     assert daemon.stop() == 0
 
 

@@ -123,7 +123,8 @@ def test_follow_moves_entries_to_the_renamed_pf() -> None:
         }
     )
     names = {1: "lo", 2: "new0", 3: "pf1", 11: "recreated"}
-    followed, renames, gone = ledgers.follow(ledger, names)
+    followed, renames, gone, dropped = ledgers.follow(ledger, names)
+    assert dropped == []
     assert renames == [("old0", "new0")]
     assert gone == ["gone"]
     assert set(followed.pfs) == {"new0", "pf1", "gone", "recreated", "noindex"}
@@ -132,13 +133,19 @@ def test_follow_moves_entries_to_the_renamed_pf() -> None:
 
 def test_follow_swapped_names_and_a_merge() -> None:
     ledger = Ledger({"a": PfEntry(frozenset({1}), 2, 8), "b": PfEntry(frozenset({2}), 3, 8)})
-    followed, renames, _ = ledgers.follow(ledger, {2: "b", 3: "a"})
+    followed, renames, _, _ = ledgers.follow(ledger, {2: "b", 3: "a"})
     assert followed.pfs == {"b": PfEntry(frozenset({1}), 2, 8), "a": PfEntry(frozenset({2}), 3, 8)}
     assert sorted(renames) == [("a", "b"), ("b", "a")]
     # an entry already under the new name (an old relay's) is merged, not lost
     ledger = Ledger({"a": PfEntry(frozenset({1}), 2, 8), "b": PfEntry(frozenset({2}))})
-    followed, _, _ = ledgers.follow(ledger, {2: "b"})
+    followed, _, _, _ = ledgers.follow(ledger, {2: "b"})
     assert followed.disabled("b") == {1, 2}
+    assert followed.pfs["b"].ifindex == 2  # the guard the moved entry knew is kept
+    # ... unless the moved entry names other VFs than the ones there now: dropped, not merged
+    ledger = Ledger({"a": PfEntry(frozenset({3}), 2, 4), "b": PfEntry(frozenset({1}), 2, 2)})
+    followed, renames, _, dropped = ledgers.follow(ledger, {2: "b"})
+    assert followed.pfs == {"b": PfEntry(frozenset({1}), 2, 2)}
+    assert dropped == [("b", "the VFs were re-created (sriov_numvfs 4 -> 2)")]
 
 
 @pytest.mark.parametrize(

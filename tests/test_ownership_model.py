@@ -16,10 +16,12 @@ checked against the model's truth:
 - I4: the ledger names only VFs that are ``disable`` and the relay's.
 - I5: the relay never dies (a cycle raises nothing but the simulated kill).
 
-Known limits the model states rather than hides: VFs the relay disabled while the ledger could
-not be written are lost to it when it is restarted before a write succeeds (it says "ledger not
-persisted" meanwhile), and so are those of a ledger that is corrupt at start (set aside, logged
-with a ``restore --ledger`` hint). Those VFs become the operator's; I1 then protects them.
+Known limits the model states rather than hides: when the relay is restarted while its ledger
+cannot be written (it says "ledger not persisted" meanwhile), the file is older than what it
+knew: VFs it disabled since are lost to it (they become the operator's; I1 protects them), and
+VFs it gave back since and someone disabled again are claimed again (``stale_claims``). VFs of
+a ledger that is corrupt at start are lost to it too (set aside, logged with a
+``restore --ledger`` hint).
 """
 
 from __future__ import annotations
@@ -120,6 +122,8 @@ class OwnershipMachine(RuleBasedStateMachine):
         self.condition_since: Dict[int, Tuple[str, float]] = {}
         self.ledger_blocked = False
         self.hidden: Set[Tuple[int, int]] = set()
+        self.stale_claims: Set[Tuple[int, int]] = set()
+        self.learned_at: Dict[Tuple[int, int], float] = {}
         self.restore_delay_s = 0.0
         self.stream = io.StringIO()
         self.relay: Relay
@@ -158,7 +162,7 @@ class OwnershipMachine(RuleBasedStateMachine):
             # I1: only an auto VF may be disabled; only a VF the relay disabled may go back.
             if change.state is LinkState.DISABLE and state != "auto":
                 self.violations.append(f"I1: disabled {key} which was {state}")
-            if change.state is LinkState.AUTO and key not in self.owned:
+            if change.state is LinkState.AUTO and key not in self.owned | self.stale_claims:
                 self.violations.append(f"I1: set {key} to auto, not the relay's ({state})")
             if mode != "ok":
                 self.trouble[key] = self.now
@@ -184,6 +188,8 @@ class OwnershipMachine(RuleBasedStateMachine):
     def apply(self, pf: ModelPf, vf: int, state: str, *, by_relay: bool = True) -> None:
         key = (pf.ifindex, vf)
         pf.vfs[vf] = state
+        if state != "disable":
+            self.stale_claims.discard(key)  # seen in another state: not claimed any more
         if by_relay and state == "disable":
             self.owned.add(key)
         else:
@@ -257,6 +263,15 @@ class OwnershipMachine(RuleBasedStateMachine):
             for entry in (on_disk.pfs.values() if on_disk is not None else ())
             for vf in entry.disabled
         }
+        if self.ledger_blocked or (hasattr(self, "relay") and self.relay.ledger_unsaved):
+            # The file is older than what the relay knew: VFs it has given back since (and
+            # that someone disabled again) are claimed again by the restarted relay. The
+            # other side of "ledger not persisted" (documented): allowed, not hidden.
+            self.stale_claims |= {
+                (i, vf)
+                for i, vf in recorded - self.owned
+                if i in self.pfs and vf in self.pfs[i].vfs
+            }
         self.owned &= recorded
         # While the ledger cannot be read the relay does not know these yet: it reads the
         # file again every cycle and merges it as soon as it can.
@@ -281,6 +296,18 @@ class OwnershipMachine(RuleBasedStateMachine):
             return ledgers.load(self.state_file)
         except ledgers.LedgerError:
             return None
+
+    def advance(self, dt: float) -> None:
+        """Move the clock as the daemon lives through it: it reads a PF again at the moment
+        ``Relay.recheck_at`` asks for (after a link loss), not only at the next poll."""
+        target = self.now + dt
+        while True:
+            at = self.relay.recheck_at()
+            if at is None or at > target:
+                break
+            self.now = max(self.now, at)
+            self.cycle()
+        self.now = target
 
     def cycle(self, dt: float = 0.0, *, restart: bool = False) -> None:
         """One relay cycle ``dt`` from now (rules move the clock first, then change the host)."""
@@ -339,12 +366,12 @@ class OwnershipMachine(RuleBasedStateMachine):
 
     @rule(dt=dts)
     def poll(self, dt: float) -> None:
-        self.now += dt
+        self.advance(dt)
         self.cycle()
 
     @rule(i=pf_index, lacp=st.sampled_from(["up", "down", "carrier"]), dt=dts)
     def lacp_changes(self, i: int, lacp: str, dt: float) -> None:
-        self.now += dt
+        self.advance(dt)
         pf = self.pick(i)
         if pf.bond is not None and pf.mode == "802.3ad" and not pf.second_slave:
             pf.lacp = lacp
@@ -353,14 +380,14 @@ class OwnershipMachine(RuleBasedStateMachine):
 
     @rule(i=pf_index, dt=dts)
     def bond_deleted(self, i: int, dt: float) -> None:
-        self.now += dt
+        self.advance(dt)
         self.delete_bond(self.pick(i))
         self.cycle()
 
     @rule(i=pf_index, lacp=st.sampled_from(["up", "negotiating"]), dt=dts)
     def bond_created(self, i: int, lacp: str, dt: float) -> None:
         """(Re-)created between two polls: a new bond ifindex, LACP still negotiating."""
-        self.now += dt
+        self.advance(dt)
         pf = self.pick(i)
         self.delete_bond(pf)
         self.create_bond(pf, lacp)
@@ -368,7 +395,7 @@ class OwnershipMachine(RuleBasedStateMachine):
 
     @rule(i=pf_index, mode=st.sampled_from(["802.3ad", "active-backup"]), dt=dts)
     def bond_mode(self, i: int, mode: str, dt: float) -> None:
-        self.now += dt
+        self.advance(dt)
         pf = self.pick(i)
         if pf.bond is not None:
             pf.mode = mode
@@ -377,7 +404,7 @@ class OwnershipMachine(RuleBasedStateMachine):
 
     @rule(i=pf_index, second=st.booleans(), dt=dts)
     def second_slave(self, i: int, second: bool, dt: float) -> None:
-        self.now += dt
+        self.advance(dt)
         pf = self.pick(i)
         if pf.bond is not None:
             pf.second_slave = second
@@ -387,7 +414,7 @@ class OwnershipMachine(RuleBasedStateMachine):
     @rule(i=pf_index, dt=dts)
     def pf_renamed(self, i: int, dt: float) -> None:
         """Renamed in place (same ifindex): pf0 <-> pf0r."""
-        self.now += dt
+        self.advance(dt)
         pf = self.pick(i)
         new = pf.name[:-1] if pf.name.endswith("r") else pf.name + "r"
         if self.by_name(new) is not None:
@@ -404,7 +431,7 @@ class OwnershipMachine(RuleBasedStateMachine):
     @rule(i=pf_index, count=st.sampled_from([0, 2, VFS]), dt=dts)
     def vfs_recreated(self, i: int, count: int, dt: float) -> None:
         """sriov_numvfs N -> 0 -> count: new VFs (a real driver starts them at auto)."""
-        self.now += dt
+        self.advance(dt)
         pf = self.pick(i)
         pf.vfs = {n: "auto" for n in range(count)}
         self.owned = {k for k in self.owned if k[0] != pf.ifindex}
@@ -425,14 +452,14 @@ class OwnershipMachine(RuleBasedStateMachine):
     @rule(i=pf_index, dt=dts)
     def pf_removed_and_back(self, i: int, dt: float) -> None:
         """Driver unbound: the PF and its VFs vanish; a poll later it is back, re-created."""
-        self.now += dt
+        self.advance(dt)
         pf = self.pick(i)
         self.delete_bond(pf)
         self.host.remove_pf(pf.name)
         del self.pfs[pf.ifindex]
         self.owned = {k for k in self.owned if k[0] != pf.ifindex}
         self.cycle()
-        self.now += dt
+        self.advance(dt)
         self.add_pf(pf.name)
         self.cycle()
 
@@ -449,7 +476,7 @@ class OwnershipMachine(RuleBasedStateMachine):
     def relay_killed(self, when: str, i: int, dt: float) -> None:
         """SIGKILL in the middle of an ip change (after the write-ahead ledger, before or after
         ip applied it), restarted at once (systemd)."""
-        self.now += dt
+        self.advance(dt)
         self.kill_next = when
         pf = self.pick(i)
         if pf.bond is not None and pf.mode == "802.3ad" and not pf.second_slave:
@@ -460,13 +487,13 @@ class OwnershipMachine(RuleBasedStateMachine):
 
     @rule(dt=dts)
     def relay_restarted(self, dt: float) -> None:
-        self.now += dt
+        self.advance(dt)
         self.cycle(restart=True)
 
     @precondition(lambda self: not self.ledger_blocked)
     @rule(dt=dts)
     def run_becomes_unwritable(self, dt: float) -> None:
-        self.now += dt
+        self.advance(dt)
         run = self.state_file.parent
         run.mkdir(exist_ok=True)
         os.rename(run, self.root / "run.away")
@@ -477,18 +504,20 @@ class OwnershipMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.ledger_blocked)
     @rule(dt=dts)
     def run_becomes_writable(self, dt: float) -> None:
-        self.now += dt
+        self.advance(dt)
         run = self.state_file.parent
         run.unlink()
         os.rename(self.root / "run.away", run)
         self.ledger_blocked = False
         self.cycle()
-        self.hidden.clear()  # read and merged by that cycle
+        for key in self.hidden:  # read and merged by that cycle: the hold counts from now
+            self.learned_at[key] = self.now
+        self.hidden.clear()
 
     @precondition(lambda self: not self.ledger_blocked)
     @rule(dt=dts)
     def ledger_corrupt_at_restart(self, dt: float) -> None:
-        self.now += dt
+        self.advance(dt)
         self.state_file.parent.mkdir(exist_ok=True)
         text = self.state_file.read_text() if self.state_file.exists() else "{}"
         self.state_file.write_text(text[: len(text) // 2])
@@ -530,6 +559,8 @@ class OwnershipMachine(RuleBasedStateMachine):
                 continue
             for vf, state in pf.vfs.items():
                 key = (pf.ifindex, vf)
+                if self.now - max(since, self.learned_at.get(key, since)) < due:
+                    continue
                 hidden = key in self.hidden and self.ledger_blocked
                 if key in self.owned and state == "disable" and self.quiet(key) and not hidden:
                     raise AssertionError(
@@ -546,7 +577,7 @@ class OwnershipMachine(RuleBasedStateMachine):
             for vf in entry.disabled:
                 key = (pf.ifindex, vf)
                 assert pf.vfs.get(vf) == "disable", f"I4: ledger names {name} vf {vf}: {pf.vfs}"
-                assert key in self.owned, f"I4: ledger names {name} vf {vf}, not the relay's"
+                assert key in self.owned | self.stale_claims, f"I4: {name} vf {vf} not its own"
         if not self.ledger_blocked and not self.relay.ledger_unsaved:
             on_disk = self.disk_ledger()
             assert on_disk is not None and on_disk.pfs == self.relay.ledger.pfs, "I4: disk"
