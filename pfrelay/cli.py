@@ -294,11 +294,20 @@ def config_init(
         fail(str(exc))
     cfg = configs.Config(interfaces=names)
     target = Path(path)
+    if target.is_symlink():
+        # Even with --force: as root, writing through a planted link overwrites its target.
+        fail(
+            f"{target} is a symbolic link; refusing to write through it: "
+            "remove it or name the real file"
+        )
     if target.exists() and not force:
         fail(f"{target} exists; pass --force to overwrite it")
+    from pfrelay import safefile
+
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(configs.render_toml(cfg), encoding="utf-8")
+        # A new file beside it, then rename: a link swapped in meanwhile is replaced, not followed.
+        safefile.replace(target, configs.render_toml(cfg).encode("utf-8"), 0o644)
     except OSError as exc:
         fail(f"cannot write {target}: {exc.strerror or exc}", 1)
     typer.echo(f"wrote {target}")
