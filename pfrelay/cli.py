@@ -341,12 +341,13 @@ def check(
         runner.link_show("lo")
     except IpError as exc:
         ip_error = str(exc)
+    ip_binary = runner.binary if runner is not None else None
     try:
         with open(Path(cfg.procfs) / "self/status", encoding="utf-8") as handle:
             cap = preflight.has_cap_net_admin(handle.read())
     except OSError:
         cap = None
-    checks = preflight.check_process(cap, ip_error)
+    checks = preflight.check_process(cap, ip_error, ip_binary)
     for pf in cfg.interfaces:
         report = observe(cfg, runner if ip_error is None else None, ledgers.Ledger(), pf)
         visible = len(report.vfs) if report.vfs is not None else None
