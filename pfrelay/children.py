@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import os
 import signal
@@ -32,6 +31,8 @@ PR_SET_PDEATHSIG = 1
 @functools.cache
 def _load_prctl() -> Optional[Callable[..., int]]:
     """libc's prctl, looked up once (ctypes loads on first use, never in a forked child)."""
+    import ctypes  # only where a child is started: `--help` and the probe do not pay for it
+
     try:
         prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
