@@ -277,12 +277,15 @@ def test_f8_status_as_non_root_says_it_cannot_tell() -> None:
         assert daemon.wait_log("pf is ready", timeout=20)
         assert stat.S_IMODE(world.run_dir.stat().st_mode) == 0o700
 
+        # Without pytest-cov's subprocess hook: nobody cannot write the coverage data file.
+        env = {k: v for k, v in clean_env().items() if not k.startswith(("COV_CORE", "COVERAGE"))}
+
         def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
                 [sys.executable, "-c", AS_NOBODY, "status", "pf0", *world.paths(), *args],
                 capture_output=True,
                 text=True,
-                env=clean_env(),
+                env=env,
                 timeout=30,
                 check=False,
             )
@@ -297,7 +300,7 @@ def test_f8_status_as_non_root_says_it_cannot_tell() -> None:
             [sys.executable, "-c", AS_NOBODY, "status", "--probe", "live", *world.paths()],
             capture_output=True,
             text=True,
-            env=clean_env(),
+            env=env,
             timeout=30,
             check=False,
         )
