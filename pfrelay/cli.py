@@ -313,11 +313,20 @@ def config_init(
         fail(str(exc))
     cfg = configs.Config(interfaces=names)
     target = Path(path)
+    if target.is_symlink():
+        # Even with --force: as root, writing through a planted link overwrites its target.
+        fail(
+            f"{target} is a symbolic link; refusing to write through it: "
+            "remove it or name the real file"
+        )
     if target.exists() and not force:
         fail(f"{target} exists; pass --force to overwrite it")
+    from pfrelay import safefile
+
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(configs.render_toml(cfg), encoding="utf-8")
+        # A new file beside it, then rename: a link swapped in meanwhile is replaced, not followed.
+        safefile.replace(target, configs.render_toml(cfg).encode("utf-8"), 0o644)
     except OSError as exc:
         fail(f"cannot write {target}: {exc.strerror or exc}", 1)
     typer.echo(f"wrote {target}")
@@ -351,12 +360,13 @@ def check(
         runner.link_show("lo")
     except IpError as exc:
         ip_error = str(exc)
+    ip_binary = runner.binary if runner is not None else None
     try:
         with open(Path(cfg.procfs) / "self/status", encoding="utf-8") as handle:
             cap = preflight.has_cap_net_admin(handle.read())
     except OSError:
         cap = None
-    checks = preflight.check_process(cap, ip_error)
+    checks = preflight.check_process(cap, ip_error, ip_binary)
     found, names, _sources = _targets(cfg, ledgers.Ledger())
     if found is not None:
         checks += preflight.check_discovery(found)

@@ -23,8 +23,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from pfrelay import __version__, metrics, runtime
+from pfrelay import __version__, children, metrics, runtime
 from pfrelay import config as configs
+from pfrelay.children import die_with_parent
 from pfrelay.discovery import Discovery, discover
 from pfrelay.host import read_boot_id
 from pfrelay.iproute import Ip, IpError, resolve_binary
@@ -86,6 +87,9 @@ class LinkEvents:
                     stderr=subprocess.DEVNULL,
                     stdin=subprocess.DEVNULL,
                     env=self.env,
+                    # Killed with the relay: it writes only when a link changes, so it
+                    # would not notice a SIGKILLed relay for a long time (pfrelay.children).
+                    preexec_fn=die_with_parent(),  # noqa: PLW1509 (single-threaded)
                 )
             except OSError as exc:
                 self.log.warning("cannot start link monitor; polling only", error=str(exc))
@@ -305,14 +309,16 @@ def serve(
     def on_reload(_signum: int, _frame: Optional[FrameType]) -> None:
         signals.reload = True
 
-    old_handlers = {
-        sig: signal.signal(sig, handler)
-        for sig, handler in (
-            (signal.SIGTERM, on_stop),
-            (signal.SIGINT, on_stop),
-            (signal.SIGHUP, on_reload),
-        )
-    }
+    def on_child(_signum: int, _frame: Optional[FrameType]) -> None:
+        pass  # the wake-up fd ends the select; the loop reaps
+
+    # As PID 1 (a container's entry point) orphans of the PID namespace become our children:
+    # SIGCHLD wakes the loop, which reaps them (pfrelay.children), so no zombies pile up.
+    init = os.getpid() == 1
+    handlers = [(signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_reload)]
+    if init:
+        handlers.append((signal.SIGCHLD, on_child))
+    old_handlers = {sig: signal.signal(sig, handler) for sig, handler in handlers}
     events = LinkEvents(ip_binary, children_env, log) if watch_events and not once else None
     watchdog_s = notifier.watchdog_interval_s
     last_ping = time.monotonic()
@@ -404,6 +410,13 @@ def serve(
             event_fd = events.fileno() if events is not None else None
             if event_fd is not None:
                 fds.append(event_fd)
+            if init:
+                # After events.fileno(), which reaped the monitor if it ended: the only own
+                # child left is a running monitor, whose status subprocess must get itself.
+                own = [events.proc.pid] if events is not None and events.proc else []
+                reaped = children.reap_orphans(own)
+                if reaped:
+                    log.debug("reaped orphaned processes", pids=reaped)
             readable, _, _ = select.select(fds, [], [], timeout)
             if wake_r.fileno() in readable:
                 with contextlib.suppress(OSError):

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from pfrelay.children import die_with_parent
 from pfrelay.sriov import LinkState
 
 _FAILED_LINE = re.compile(r"^Command failed -:(\d+)\s*$")
@@ -44,13 +45,37 @@ class ChangeResult:
     failed: Tuple[Tuple[VfChange, str], ...]
 
 
-def resolve_binary(name_or_path: str, env: Optional[Mapping[str, str]] = None) -> str:
-    """Absolute path of the ``ip`` binary, or IpError with a fix hint."""
-    search_path = (env or os.environ).get("PATH", os.defpath) + ":/usr/sbin:/sbin"
+#: Where root takes ``ip`` from when the ``ip`` key is the bare default name: never from PATH.
+ROOT_IP_PATHS = ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip")
+
+
+def _search_path(env: Mapping[str, str]) -> str:
+    """PATH without relative or empty entries (``which`` takes those as the current
+    directory, where anyone may have left an ``ip``), then /usr/sbin and /sbin."""
+    entries = env.get("PATH", os.defpath).split(os.pathsep)
+    return os.pathsep.join([e for e in entries if os.path.isabs(e)] + ["/usr/sbin", "/sbin"])
+
+
+def resolve_binary(
+    name_or_path: str, env: Optional[Mapping[str, str]] = None, as_root: Optional[bool] = None
+) -> str:
+    """Absolute path of the ``ip`` binary, or IpError with a fix hint.
+
+    A name is searched in PATH's absolute entries only. As root (``as_root``, by default
+    whether the effective UID is 0), the default name ``ip`` is not searched at all: it is the
+    first of ``ROOT_IP_PATHS`` that is executable, so root never runs an ``ip`` that a PATH
+    entry or the current directory put first.
+    """
+    if as_root is None:
+        as_root = os.geteuid() == 0
     if os.path.isabs(name_or_path):
         found: Optional[str] = name_or_path if os.access(name_or_path, os.X_OK) else None
+    elif as_root and name_or_path == "ip":
+        found = next((p for p in ROOT_IP_PATHS if os.access(p, os.X_OK)), None)
+    elif os.sep in name_or_path:
+        found = None  # relative to the current directory: never
     else:
-        found = shutil.which(name_or_path, path=search_path)
+        found = shutil.which(name_or_path, path=_search_path(env or os.environ))
     if not found:
         raise IpError(
             f"ip: {name_or_path!r} not found or not executable; install iproute2 "
@@ -87,6 +112,7 @@ class Ip:
                 env=self.env,
                 check=False,
                 errors="replace",
+                preexec_fn=die_with_parent(),  # a killed relay leaves no ip behind
             )
         except subprocess.TimeoutExpired:
             raise IpError(

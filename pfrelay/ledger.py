@@ -2,22 +2,23 @@
 
 Only VFs in the ledger are ever put back to ``auto``: a VF an operator disabled by hand is not
 in it and stays disabled. The file is JSON, written atomically (temp file, fsync, rename, mode
-0600) in the runtime directory, and stamped with the boot ID and the PF's ifindex and VF count,
-so entries from another boot, a re-created PF or re-created VFs are dropped instead of flipping
+0600, fsync of the directory) in the runtime directory, never through a link
+(``pfrelay.safefile``), and stamped with the boot ID and the PF's ifindex and VF count, so
+entries from another boot, a re-created PF or re-created VFs are dropped instead of flipping
 VFs that are not the ones we disabled. A corrupt or unwritable file is reported, never fatal.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional, Tuple
+
+from pfrelay import safefile
 
 FORMAT_VERSION = 1
 
@@ -286,10 +287,13 @@ def without(ledger: Ledger, pfs: Iterable[str]) -> Ledger:
 def load(path: Path) -> Ledger:
     """Read the ledger; a missing file is an empty ledger, anything else wrong is LedgerError."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        # No link followed, no FIFO waited on: the directory may be the service user's.
+        with open(safefile.open_regular(path, os.O_RDONLY), encoding="utf-8") as handle:
             text = handle.read(4 * 1024 * 1024)
     except FileNotFoundError:
         return Ledger()
+    except safefile.Refused as exc:  # a planted link or FIFO: set aside, not read forever
+        raise LedgerCorrupt(f"cannot read {path}: {exc.strerror or exc}") from None
     except OSError as exc:
         raise LedgerUnreadable(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -313,20 +317,13 @@ def set_aside(path: Path, now: Optional[float] = None) -> Path:
 
 
 def save(path: Path, ledger: Ledger) -> None:
-    """Write atomically with mode 0600 (directory created 0700); LedgerError on failure."""
-    tmp_name = None
+    """Write atomically with mode 0600 (directory created 0700); LedgerError on failure.
+
+    A new temp file beside the ledger (never through a link), fsync, rename, fsync of the
+    directory: after a crash the ledger is the old one or the new one, never a torn one.
+    """
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".state-", dir=str(path.parent))
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(ledger.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
+        safefile.replace(path, ledger.to_json().encode("utf-8"), 0o600)
     except OSError as exc:
         raise LedgerError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)

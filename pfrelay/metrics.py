@@ -2,18 +2,17 @@
 
 The exposition text is written by hand (the format is small and stable, and the daemon stays
 free of a client library); the tests parse it with ``prometheus_client``'s own parser. The file
-is replaced with a rename, so the collector never reads a half-written file. Off unless
+is replaced with a rename, so the collector never reads a half-written file; the temp file is
+fsynced and chmod-ed through its fd and the directory fsynced after the rename. Off unless
 ``metrics_file`` is set.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
+from pfrelay import safefile
 from pfrelay.lacp import Lacp
 from pfrelay.relay import PfReport
 
@@ -109,18 +108,10 @@ def render(
 
 
 def write(path: Path, text: str) -> None:
-    """Replace ``path`` atomically (mode 0644: the collector runs as another user)."""
-    tmp_name = None
-    try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=".pfrelay-", suffix=".prom.tmp", dir=str(path.parent)
-        )
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-        tmp_name = None
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
+    """Replace ``path`` atomically (mode 0644: the collector runs as another user).
+
+    The temp file (``.<name>.<random>.tmp``: the collector reads only ``*.prom``) is created
+    with ``O_EXCL|O_NOFOLLOW``, chmod-ed and fsynced through its fd; the directory is fsynced
+    after the rename (``safefile.replace``).
+    """
+    safefile.replace(path, text.encode("utf-8"), 0o644)

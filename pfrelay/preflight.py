@@ -48,7 +48,9 @@ def has_cap_net_admin(proc_status: str) -> Optional[bool]:
     return None
 
 
-def check_process(cap_net_admin: Optional[bool], ip_error: Optional[str]) -> List[Check]:
+def check_process(
+    cap_net_admin: Optional[bool], ip_error: Optional[str], ip_binary: Optional[str] = None
+) -> List[Check]:
     checks = []
     if cap_net_admin is None:
         checks.append(Check(Outcome.WARN, "relay", "cannot tell whether CAP_NET_ADMIN is held"))
@@ -66,7 +68,8 @@ def check_process(cap_net_admin: Optional[bool], ip_error: Optional[str]) -> Lis
     if ip_error:
         checks.append(Check(Outcome.FAIL, "ip", ip_error, "install iproute2 or set the ip key"))
     else:
-        checks.append(Check(Outcome.OK, "ip", "iproute2 runs"))
+        where = f" ({ip_binary})" if ip_binary else ""
+        checks.append(Check(Outcome.OK, "ip", f"iproute2 runs{where}"))
     return checks
 
 

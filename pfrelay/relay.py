@@ -11,6 +11,7 @@ afresh.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import (
@@ -29,7 +30,7 @@ from typing import (
 )
 
 from pfrelay import ledger as ledgers
-from pfrelay import ownership
+from pfrelay import ownership, safefile
 from pfrelay.config import Config
 from pfrelay.decision import STALE_PORT_STATE_S, Assessment, LinkLoss, assess, distrust_stale_ports
 from pfrelay.host import (
@@ -214,8 +215,9 @@ class Relay:
         Starting empty and overwriting it at the next outage would strand the VFs it names.
         """
         text = ""
-        try:
-            with open(self.ledger_path, "rb") as handle:
+        try:  # never through a planted link, never blocked on a FIFO
+            fd = safefile.open_regular(self.ledger_path, os.O_RDONLY)
+            with open(fd, "rb") as handle:
                 text = handle.read(4 * 1024 * 1024).decode("utf-8", "replace")
         except OSError:
             pass

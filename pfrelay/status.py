@@ -63,7 +63,9 @@ def report_dict(report: PfReport) -> Dict[str, Any]:
 def service_dict(info: ServiceInfo) -> Dict[str, Any]:
     last = info.last_cycle
     return {
-        "running": info.running,
+        # null when it cannot be told (``unknown_reason`` says why, e.g. "permission denied").
+        "running": None if info.unknown is not None else info.running,
+        "unknown_reason": info.unknown,
         "pid": info.pid,
         "last_cycle": _iso(last) if last is not None else None,
         "last_cycle_age_s": round(age_s(info) or 0.0, 3) if last is not None else None,
@@ -172,7 +174,9 @@ def to_table(
     if discovery is not None:
         lines += discovery_lines(discovery)
     if info is not None:
-        if info.running:
+        if info.unknown is not None:
+            lines.append(f"relay: cannot tell ({info.unknown})")
+        elif info.running:
             # A heartbeat older than the lock is an earlier relay's, not this one's.
             age = age_s(info) if info.cycled_since_start else None
             when = f"last cycle {age:.1f} s ago" if age is not None else "no cycle completed yet"

@@ -425,7 +425,7 @@ def test_check_a_healthy_pf_passes(world: World) -> None:
     assert result.returncode == 0, result.stdout
     assert result.stdout.splitlines() == [
         "ok   relay: runs with CAP_NET_ADMIN",
-        "ok   ip: iproute2 runs",
+        f"ok   ip: iproute2 runs ({world.ip_path})",
         "ok   pf0: bond bond0 found",
         "ok   pf0: mode 802.3ad",
         "ok   pf0: only slave of the bond",

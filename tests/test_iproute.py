@@ -91,6 +91,7 @@ def test_missing_binary(tmp_path: Path) -> None:
 
 
 def test_resolve_finds_ip_on_path(tmp_path: Path) -> None:
+    # Not as root: root takes the bare name "ip" from a fixed list (tests/test_hardening.py).
     script, _ = write_script(tmp_path)
-    assert resolve_binary("ip", {"PATH": str(tmp_path)}) == str(script)
+    assert resolve_binary("ip", {"PATH": str(tmp_path)}, as_root=False) == str(script)
     assert os.path.isabs(resolve_binary(str(script)))

@@ -135,6 +135,7 @@ def test_json_service(reports: List[PfReport]) -> None:
     stopped = json.loads(status.to_json([], ServiceInfo(False, None, None)))["service"]
     assert stopped == {
         "running": False,
+        "unknown_reason": None,
         "pid": None,
         "last_cycle": None,
         "last_cycle_age_s": None,
