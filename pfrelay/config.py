@@ -30,8 +30,8 @@ import sys
 import textwrap
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import tomli_w
-
+# tomli_w is imported by the two functions that write TOML (`config init` and `config show`),
+# not here: every `pfrelay run` and probe imports this module and never writes TOML.
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.9 and 3.10
@@ -559,6 +559,8 @@ def require_interfaces(config: Config, path: Optional[str] = None) -> Tuple[str,
 # ------------------------------------------------------------------------------ rendering
 def _toml_value(value: object) -> str:
     """``value`` as a one-line TOML value."""
+    import tomli_w
+
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     return tomli_w.dumps({"k": value}).strip()[len("k = ") :]
@@ -573,6 +575,8 @@ def render_toml(config: Config, *, comments: bool = True) -> str:
 
     Keys that are None (not set) are left out, or with ``comments`` shown commented out.
     """
+    import tomli_w
+
     lines: List[str] = []
     if comments:
         lines += _comment(
