@@ -83,4 +83,4 @@ footprint:
 	$(PYTHON) bench/footprint.py
 
 clean:
-	rm -rf $(VENV) .venv39 .venv-lower _rpmbuild build dist *.egg-info .coverage .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv39 .venv-lower .venv-lock _rpmbuild build dist *.egg-info .coverage .mypy_cache .ruff_cache .hypothesis

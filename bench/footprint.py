@@ -116,18 +116,38 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PF_STATUS_RELAY_")}
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         subprocess.run(run, capture_output=True, env=env, check=False)  # warm the page cache
-        imports = subprocess.run(
-            [py, "-X", "importtime", *run], capture_output=True, text=True, env=env, check=False
-        )
-        cumulative = 0
-        imported = set()
-        for line in imports.stderr.splitlines():
-            match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
-            if match:
-                imported.add(match.group(4).split(".")[0])
-                if match.group(3) == " ":
+        totals = []
+        for _ in range(5):
+            imports = subprocess.run(
+                [py, "-X", "importtime", *run], capture_output=True, text=True, env=env, check=False
+            )
+            cumulative = 0
+            for line in imports.stderr.splitlines():
+                match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
+                if match and match.group(3) == " ":
                     cumulative += int(match.group(2))
-        heavy = [m for m in HEAVY if m in imported]
+            totals.append(cumulative)
+        cumulative = int(statistics.median(totals))
+        # -X importtime also lists imports that failed (typer's `try: import rich`): ask
+        # sys.modules at exit which heavy modules the run really loaded.
+        probe = (
+            "import atexit, sys\n"
+            f"atexit.register(lambda: print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules]))\n"
+            "from pfrelay.cli import main\n"
+            "sys.argv = ['pfrelay'] + sys.argv[1:]\n"
+            "main()\n"
+        )
+        loaded = subprocess.run(  # cwd: `python -c` imports from it first, not the venv
+            [py, "-c", probe, *run[1:]],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            cwd=tmp,
+        ).stdout
+        heavy_line = [line for line in loaded.splitlines() if line.startswith("HEAVY ")]
+        heavy = heavy_line[-1][len("HEAVY ") :].strip("[]").replace("'", "").split(", ")
+        heavy = [m for m in heavy if m]
         version_ms = timed([pfrelay, "--version"], args.runs, env)
         run_ms = timed(run, args.runs, env)
 
@@ -138,7 +158,10 @@ def main() -> None:
     )
     for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])[:6]:
         print(f"    {name:28} {size / 1e6:6.2f} MB")
-    print(f"  `pfrelay run --once` imports: {cumulative / 1000:.1f} ms (-X importtime, top level)")
+    print(
+        f"  `pfrelay run --once` imports: {cumulative / 1000:.1f} ms"
+        " (-X importtime, top level, median of 5)"
+    )
     print(f"  heavy modules on the daemon path: {', '.join(heavy) or 'none'}")
     print(f"  wall: pfrelay --version {version_ms[0]:.0f} ms / {version_ms[1]:.0f} ms,", end=" ")
     print(f"pfrelay run --once {run_ms[0]:.0f} ms / {run_ms[1]:.0f} ms (median / fastest)")
