@@ -2,19 +2,24 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-IMAGE  ?= localhost/pf-status-relay:latest
+# A versioned tag (pfrelay's version, as the manifests in deploy/kubernetes name it), never latest.
+IMAGE  ?= localhost/pf-status-relay:$(VERSION)
 ENGINE ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null || echo podman)
 VERSION  := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pfrelay/__init__.py)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: all venv demo test lint test-py39 kernel-test rpm rpm-check systemd-check deploy-check alerts-check image-build bench clean
+.PHONY: all venv demo test lint test-py39 test-lower-bounds lock footprint kernel-test rpm rpm-check systemd-check deploy-check alerts-check image-build bench clean
 
 all: lint test
 
-$(BIN)/pfrelay: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# Exactly the locked releases, hashes checked (requirements/*.lock, `make lock`); pfrelay itself
+# is built with the locked setuptools, so nothing unhashed is installed. --clear: a package that
+# left the lock must not linger in the venv.
+$(BIN)/pfrelay: pyproject.toml requirements/dev.lock requirements/build.lock
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r requirements/dev.lock -r requirements/build.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
 venv: $(BIN)/pfrelay
@@ -35,6 +40,15 @@ lint: venv
 ## The same tests on Python 3.9, the RHEL 9 default.
 test-py39:
 	bash .ci/py39.sh
+
+## The same tests on Python 3.9 against the oldest dependencies the bounds allow (EPEL 9's).
+test-lower-bounds:
+	bash .ci/lower-bounds.sh
+
+## Re-resolve requirements/*.lock from pyproject.toml (uv, from PyPI, with hashes, for every
+## Python >= 3.9). Run it after changing a dependency or to take upstream fixes; commit the result.
+lock:
+	bash requirements/lock.sh
 
 ## End-to-end tests against a real kernel (bonding + netdevsim) in a QEMU VM.
 kernel-test: venv
@@ -69,5 +83,9 @@ bench: venv
 	$(BIN)/python bench/commands.py
 	$(BIN)/python bench/discovery.py
 
+## Runtime closure size, `pfrelay run` import time and start-up wall time (from the lock).
+footprint:
+	$(PYTHON) bench/footprint.py
+
 clean:
-	rm -rf $(VENV) .venv39 _rpmbuild build dist *.egg-info .coverage .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv39 .venv-lower .venv-lock _rpmbuild build dist *.egg-info .coverage .mypy_cache .ruff_cache .hypothesis

@@ -10,7 +10,9 @@
 #   4. hadolint                               Containerfile, every rule, style included
 #   5. deploy/policy.py                       the design decisions (privileges, host mounts,
 #                                             probes, env vs pfrelay's config parser,
-#                                             entry point, build context)
+#                                             entry point, build context; SELinux type
+#                                             container_t, versioned image + pull policy,
+#                                             base image by digest, hashed lock in the build)
 #   6. wheel from the build context           the files the image build copies are enough
 #   7. probe contract                         `pfrelay status --probe` against a live relay
 #                                             on a fake host (skipped until the CLI has it)

@@ -4,7 +4,10 @@ A schema validator says the manifests are well-formed Kubernetes; this says they
 deployment deploy/README.md describes: host network but no host PID, only CAP_NET_ADMIN, the
 ledger on the host where the relay looks for it, probes that call the CLI, an environment the
 relay's own configuration parser accepts, an image entry point that matches, and a build context
-that holds the package and nothing else.
+that holds the package and nothing else. Supply chain and confinement (issue 13): the confined
+SELinux type container_t, a versioned image (pfrelay's version or a digest, never latest) with
+IfNotPresent, the base image pinned by digest, and dependencies installed only from the hashed
+lock file.
 
     python deploy/policy.py manifests RENDERED.yaml   # the manifests, Containerfile, .dockerignore
     python deploy/policy.py context DIR               # lay out the build stage's /src in DIR
@@ -34,7 +37,17 @@ PROJECT_PYTHON = Path(os.environ.get("PROJECT_PYTHON", ROOT / ".venv" / "bin" / 
 NAMESPACE = "pf-status-relay"
 ENTRYPOINT = ["pfrelay", "run"]
 # Files the wheel cannot be built without, and files that must never reach the image.
-CONTEXT_REQUIRED = ["pyproject.toml", "README.md", "pfrelay/__init__.py", "pfrelay/cli.py"]
+CONTEXT_REQUIRED = [
+    "pyproject.toml",
+    "README.md",
+    "pfrelay/__init__.py",
+    "pfrelay/cli.py",
+    "requirements/runtime.lock",
+    "requirements/build.lock",
+]
+#: The confined SELinux type the pods ask for (deploy/README.md, "SELinux"): never spc_t.
+SELINUX_TYPE = "container_t"
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}\Z")
 CONTEXT_FORBIDDEN = [".git", ".venv", "tests", "deploy", "etc", ".ci"]
 
 problems: List[str] = []
@@ -97,6 +110,35 @@ def check_containerfile() -> List[Tuple[str, str]]:
         bool(re.search(r":\d+\.\d+", base)),
         "Containerfile: base image tag names a RHEL 9 minor release",
         base,
+    )
+    check(
+        bool(DIGEST.search(base)),
+        "Containerfile: base image pinned by digest (@sha256:...; deploy/update-base-digest.sh)",
+        base,
+    )
+    build_runs = [
+        rest
+        for word, rest in instructions[: len(instructions) - len(final_stage(instructions))]
+        if word == "RUN"
+    ]
+    pip_installs = [
+        part
+        for run in build_runs
+        for part in re.split(r"&&|;", run)
+        if re.search(r"\bpip\b.*\binstall\b", part)
+    ]
+    check(
+        any(
+            "--require-hashes" in p and "requirements/runtime.lock" in p.replace("/src/", "")
+            for p in pip_installs
+        ),
+        "Containerfile: dependencies from requirements/runtime.lock with --require-hashes",
+        f"{pip_installs}",
+    )
+    check(
+        all("--require-hashes" in p or "--no-deps" in p for p in pip_installs),
+        "Containerfile: every pip install is hash-checked or --no-deps (nothing unpinned)",
+        f"{pip_installs}",
     )
     final = final_stage(instructions)
     entry = [rest for word, rest in final if word == "ENTRYPOINT"]
@@ -277,7 +319,9 @@ def project_facts(env: Dict[str, str]) -> Dict[str, Any]:
 import json, sys, tempfile
 from pfrelay import config as c
 env = json.loads(sys.argv[1])
-out = {"state_file": c.Config().state_file, "env_vars": sorted(c.ENV_VARS.values())}
+from pfrelay import __version__
+out = {"state_file": c.Config().state_file, "env_vars": sorted(c.ENV_VARS.values()),
+       "version": __version__}
 with tempfile.NamedTemporaryFile("w", suffix=".toml") as empty:
     try:
         cfg, _ = c.load(empty.name, env, {})
@@ -350,6 +394,26 @@ def check_pod(name: str, pod: Dict[str, Any], state_dir: str) -> Dict[str, Any]:
         json.dumps(caps),
     )
     check(sc.get("runAsUser") == 0, f"{name}: runs as uid 0 (no ambient caps in Kubernetes)")
+    selinux = sc.get("seLinuxOptions", {})
+    check(
+        selinux.get("type") == SELINUX_TYPE and set(selinux) <= {"type", "level"},
+        f"{name}: SELinux type {SELINUX_TYPE} (confined; not spc_t, see deploy/README.md)",
+        json.dumps(selinux),
+    )
+    image = str(container.get("image", ""))
+    tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
+    version = project_facts({})["version"]
+    check(
+        bool(DIGEST.search(image)) or tag == version,
+        f"{name}: image is versioned ({version}, pfrelay's version) or pinned by digest,"
+        " never latest",
+        image,
+    )
+    check(
+        container.get("imagePullPolicy") == "IfNotPresent",
+        f"{name}: imagePullPolicy IfNotPresent (an immutable version tag or digest)",
+        str(container.get("imagePullPolicy")),
+    )
     resources = container.get("resources", {})
     try:
         memory_limit = quantity(resources["limits"]["memory"])
@@ -398,6 +462,14 @@ def check_manifests(rendered: Optional[Path]) -> None:
         "kustomization.yaml: renders daemonset.yaml (restore-pod.yaml stays a one-off)",
     )
     image_names = {i["name"] for i in kustomization.get("images", [])}
+    version = project_facts({})["version"]
+    for entry in kustomization.get("images", []):
+        check(
+            str(entry.get("newTag", "")) == version or bool(entry.get("digest")),
+            f"kustomization.yaml: image {entry.get('name')} retagged to {version} or a digest,"
+            " never latest",
+            json.dumps(entry),
+        )
 
     for label, path in files.items():
         docs = load_docs(path)

@@ -101,7 +101,8 @@ def _seconds(flag: str, text: str) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
-        fail(f'{flag}: must be a number of seconds > 0, got "{text}"')
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        fail(f'{flag}: must be a number of seconds > 0, got "{shown}"')
     return value
 
 

@@ -30,8 +30,8 @@ import sys
 import textwrap
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import tomli_w
-
+# tomli_w is imported by the two functions that write TOML (`config init` and `config show`),
+# not here: every `pfrelay run` and probe imports this module and never writes TOML.
 from pfrelay.discovery import DISCOVER
 
 if sys.version_info >= (3, 11):
@@ -213,6 +213,8 @@ FLAG_NAMES: Dict[str, str] = {name: _flag_name(name) for name in FIELDS}
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 _INT_RE = re.compile(r"[+-]?[0-9]+")
+#: An environment or flag integer longer than this is out of every key's range.
+_INT_MAX_CHARS = 20
 _SYNTAX_RE = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$", re.S)
 _END_RE = re.compile(r"^(?P<what>.*) \(at end of document\)$", re.S)
 
@@ -246,14 +248,19 @@ def _quote(text: str) -> str:
     return '"' + _printable(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
 
-def _show(value: object) -> str:
-    """A value as messages show it, TOML-like: ``"abc"``, ``true``, ``5``, ``["a", "b"]``."""
+def _show(value: object, depth: int = 0) -> str:
+    """A value as messages show it, TOML-like: ``"abc"``, ``true``, ``5``, ``["a", "b"]``.
+
+    Nested arrays are shown two levels deep (a hostile file nests them hundreds deep).
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return _quote(value)
     if isinstance(value, (list, tuple)):
-        inner = ", ".join(_show(item) for item in value[:5])
+        if depth >= 2:
+            return "[...]"
+        inner = ", ".join(_show(item, depth + 1) for item in value[:5])
         return "[" + inner + (", ..." if len(value) > 5 else "") + "]"
     if isinstance(value, dict):
         return "a table"
@@ -431,7 +438,9 @@ def _from_text(name: str, text: str, origin: str) -> object:
             )
         return _check_patterns(name, items, origin)
     if kind == "int":
-        if not _INT_RE.fullmatch(text):
+        # The length check first: int() of more than 4300 digits is a ValueError (and of
+        # fewer, slow on Pythons without that limit); no valid value has over 20.
+        if len(text) > _INT_MAX_CHARS or not _INT_RE.fullmatch(text):
             raise _bad(name, text, origin)
         return _check(name, int(text), origin)
     if kind == "bool":
@@ -487,6 +496,15 @@ def parse_toml(text: str, origin: str) -> Dict[str, object]:
         data: Dict[str, object] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: {_syntax_error(str(exc), text)}") from exc
+    except RecursionError:
+        # Arrays or inline tables nested thousands deep: the parser recurses per level.
+        raise ConfigError(
+            f"{origin}: arrays or tables nested too deeply to read; "
+            "a pf-status-relay config file nests nothing"
+        ) from None
+    except ValueError as exc:
+        # An integer of more than sys.get_int_max_str_digits() (4300) digits.
+        raise ConfigError(f"{origin}: {_value_error(exc)}") from None
     for key, value in data.items():
         if key in _SPECS:
             continue
@@ -502,6 +520,14 @@ def parse_toml(text: str, origin: str) -> Dict[str, object]:
             f"unknown key {_quote(key)} in {origin}; the keys are: " + ", ".join(FIELDS)
         )
     return {name: _check(name, data[name], origin) for name in FIELDS if name in data}
+
+
+def _value_error(exc: ValueError) -> str:
+    """A tomllib/tomli ``ValueError`` that is not a ``TOMLDecodeError``, as one short phrase."""
+    if "digits" in str(exc):
+        return "an integer has too many digits; TOML integers have at most 19"
+    first = (str(exc).splitlines() or [""])[0]
+    return "a value cannot be read: " + _printable(first)[:80]
 
 
 def _syntax_error(message: str, text: str) -> str:
@@ -613,6 +639,8 @@ def require_interfaces(config: Config, path: Optional[str] = None) -> Tuple[str,
 # ------------------------------------------------------------------------------ rendering
 def _toml_value(value: object) -> str:
     """``value`` as a one-line TOML value."""
+    import tomli_w
+
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     return tomli_w.dumps({"k": value}).strip()[len("k = ") :]
@@ -627,6 +655,8 @@ def render_toml(config: Config, *, comments: bool = True) -> str:
 
     Keys that are None (not set) are left out, or with ``comments`` shown commented out.
     """
+    import tomli_w
+
     lines: List[str] = []
     if comments:
         lines += _comment(

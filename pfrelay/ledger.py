@@ -119,7 +119,8 @@ def parse(text: str) -> Ledger:
     except ValueError as exc:
         raise LedgerError(f"not JSON: {exc}") from None
     except RecursionError:
-        raise LedgerError("not JSON: nested too deeply") from None
+        # e.g. 100000 "[": the decoder recurses per level; a crash here was a crash loop.
+        raise LedgerError("not a ledger: JSON nested too deeply") from None
     if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
         raise LedgerError(f"not a version {FORMAT_VERSION} ledger")
     raw_pfs = doc.get("pfs")

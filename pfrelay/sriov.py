@@ -50,6 +50,8 @@ def parse_link_show(pf: str, text: str) -> PfLink:
         doc = json.loads(text)
     except ValueError as exc:
         raise VfListError(f"ip -j link show {pf}: not JSON ({exc})") from None
+    except RecursionError:
+        raise VfListError(f"ip -j link show {pf}: JSON nested too deeply") from None
     if not isinstance(doc, list) or not doc or not isinstance(doc[0], dict):
         raise VfListError(f"ip -j link show {pf}: expected a list with one link object")
     link = doc[0]

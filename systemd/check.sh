@@ -3,7 +3,8 @@
 #   1. systemd-analyze verify of the unit exactly as shipped: any message fails;
 #   2. the sysusers.d file creates the User=/Group= the unit runs as;
 #   3. ExecStart's command line is one `pfrelay` accepts;
-#   4. systemd-analyze security --offline: the exposure score must be <= MAX_EXPOSURE (2.0).
+#   4. systemd-analyze security --offline: the exposure score must be <= MAX_EXPOSURE (1.1,
+#      what the unit scores today: a change that loosens the sandbox fails here; issue 13).
 #
 # Why a scratch root for verify: `systemd-analyze verify` insists that every Exec*= binary
 # exists and is executable, and CI has no package installed, so /usr/bin/pfrelay is absent.
@@ -22,7 +23,7 @@ repo=$(dirname "$here")
 unit=${UNIT:-$here/pf-status-relay.service}  # UNIT= checks another copy (the tests do)
 name=$(basename "$unit")
 sysusers="$here/pf-status-relay.sysusers.conf"
-max_exposure=${MAX_EXPOSURE:-2.0}
+max_exposure=${MAX_EXPOSURE:-1.1}
 pfrelay=${PFRELAY:-$repo/.venv/bin/pfrelay}
 
 fail() { echo "FAIL: $*" >&2; exit 1; }

@@ -167,3 +167,27 @@ def test_check_script_fails_on_what_systemd_252_only_warns_about(tmp_path: Path)
         pytest.skip("Type=notify-reload is valid on systemd >= 253")
     assert result.returncode == 1
     assert "notify-reload" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+@pytest.mark.parametrize("dropped", ["ProtectKernelLogs", "ProtectClock"])
+def test_check_script_holds_the_exposure_at_1_1(tmp_path: Path, dropped: str) -> None:
+    """Issue 13's gate: one sandbox setting fewer (exposure 1.2-1.3) fails `make systemd-check`."""
+    bad = tmp_path / "pf-status-relay.service"
+    lines = UNIT.read_text().splitlines(keepends=True)
+    bad.write_text("".join(line for line in lines if not line.startswith(f"{dropped}=")))
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PFRELAY": "/nonexistent"}
+    shipped = subprocess.run(
+        ["bash", str(CHECK)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "ok: exposure 1.1 <= 1.1" in shipped.stdout, shipped.stdout + shipped.stderr
+    result = subprocess.run(
+        ["bash", str(CHECK)],
+        env={**env, "UNIT": str(bad)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "is above 1.1" in result.stderr

@@ -103,7 +103,9 @@ done
 requires=$(rpm -qp --requires "$rpmfile")
 section "rpm -qp --requires"
 echo "$requires"
-for r in '^iproute$' '^python\(abi\) = 3\.' 'dist\(typer\) >= 0\.9' 'dist\(tomli-w\) >= 1'; do
+# The bounds of pyproject.toml, both ends (the lower ones are EPEL 9's, see requirements/).
+for r in '^iproute$' '^python\(abi\) = 3\.' 'dist\(typer\) >= 0\.10' 'dist\(typer\) < 0\.12' \
+        'dist\(click\) >= 7\.1\.2' 'dist\(click\) < 8\.2' 'dist\(tomli-w\) >= 0\.4' 'dist\(tomli-w\) < 2'; do
     if grep -Eq "$r" <<< "$requires"; then ok "requires $r"; else fail "the RPM does not require $r"; fi
 done
 for tag in PREIN POSTIN PREUN POSTUN; do
