@@ -326,6 +326,7 @@ def serve(
     heartbeat = runtime.heartbeat_path(state_file)
     last_status = ""
     notify_failing = False
+    ledger_marked_unsaved = False
 
     def notified(ok: bool) -> bool:
         # Notifier swallows send errors (the relay must not die with systemd); say so once
@@ -378,6 +379,9 @@ def serve(
                 if full:
                     next_poll = now + relay.config.polling_interval_ms / 1000.0
                     runtime.beat(heartbeat)
+                    if relay.ledger_unsaved != ledger_marked_unsaved:
+                        runtime.mark_ledger(lock, persisted=not relay.ledger_unsaved)
+                        ledger_marked_unsaved = relay.ledger_unsaved
                     if notifier.enabled:
                         line = status_line(reports, ledger_unsaved=relay.ledger_unsaved)
                         if line != last_status and notified(notifier.status(line)):

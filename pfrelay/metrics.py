@@ -37,11 +37,19 @@ _HELP = {
         "gauge",
         "1 when the ledger on disk matches the VFs the relay disabled, 0 while writing it fails.",
     ),
+    "pf_status_relay_vfs_held_release_seconds": (
+        "gauge",
+        "Seconds until the VFs the relay disabled on a PF it cannot monitor are restored.",
+    ),
 }
 
 
 #: Families written only when ``render`` is given their data (the alerting rules need them).
-_OPTIONAL = ("pf_status_relay_pf_info", "pf_status_relay_ledger_persisted")
+_OPTIONAL = (
+    "pf_status_relay_pf_info",
+    "pf_status_relay_ledger_persisted",
+    "pf_status_relay_vfs_held_release_seconds",  # only while some PF holds VFs
+)
 
 
 def _escape(value: str) -> str:
@@ -79,6 +87,8 @@ def render(
         if a.monitored and a.lacp is not Lacp.UNKNOWN:
             add("pf_status_relay_lacp_up", pf, 1 if a.lacp is Lacp.UP else 0)
         add("pf_status_relay_vfs_disabled", pf, len(report.disabled_by_relay))
+        if report.disabled_by_relay and report.release_in_s is not None:
+            add("pf_status_relay_vfs_held_release_seconds", pf, float(report.release_in_s))
         add("pf_status_relay_lacp_transitions_total", pf, transitions.get(pf, 0))
         if a.slave is not None and a.slave.actor_state is not None:
             add("pf_status_relay_actor_port_state", pf, a.slave.actor_state)

@@ -384,7 +384,7 @@ class Relay:
                 old_name=old,
                 ids=sorted(self.ledger.disabled(old)),
             )
-            if old in self.memory and new not in self.memory:
+            if old in self.memory:  # the hold's clock follows the PF, not its name
                 self.memory[new] = self.memory.pop(old)
                 self.memory[new].assessment = None  # log the new name's standing
         for pf, reason in dropped:

@@ -50,6 +50,8 @@ class ServiceInfo:
     started: Optional[float] = None  #: when the running relay took the lock (lock file mtime)
     #: Why it cannot be told whether a relay runs (e.g. "permission denied"); None when known.
     unknown: Optional[str] = None
+    #: False while the running relay cannot write its ledger (it keeps it in memory).
+    ledger_persisted: Optional[bool] = None
 
     @property
     def cycled_since_start(self) -> bool:
@@ -189,6 +191,23 @@ def acquire(state_file: Path) -> IO[str]:
     return handle
 
 
+#: The lock's second line while the running relay cannot write its ledger.
+LEDGER_NOT_PERSISTED = "ledger-not-persisted"
+
+
+def mark_ledger(lock: IO[str], persisted: bool) -> None:
+    """Say in the lock whether the ledger is persisted (``pfrelay status`` reads it there).
+
+    The ledger's own directory may be full or read-only: the lock is already open and its
+    one page allocated, so rewriting its first bytes needs no space. Errors are ignored.
+    """
+    fd = lock.fileno()
+    text = f"{os.getpid()}\n" + ("" if persisted else LEDGER_NOT_PERSISTED + "\n")
+    with contextlib.suppress(OSError):
+        os.pwrite(fd, text.encode(), 0)
+        os.ftruncate(fd, len(text))
+
+
 def beat(path: Path) -> None:
     """Touch the heartbeat file at ``path`` (``heartbeat_path(state_file)``) now.
 
@@ -207,6 +226,7 @@ def service_info(state_file: Path) -> ServiceInfo:
     running".
     """
     running = False
+    persisted = True
     pid: Optional[int] = None
     started: Optional[float] = None
     unknown: Optional[str] = None
@@ -224,10 +244,11 @@ def service_info(state_file: Path) -> ServiceInfo:
         with open(fd, encoding="utf-8") as handle:
             started = os.fstat(fd).st_mtime
             try:
-                text = handle.read(32).strip()
+                words = handle.read(64).split()
             except (OSError, UnicodeDecodeError):
-                text = ""
-            pid = int(text) if text.isdigit() else None
+                words = []
+            pid = int(words[0]) if words and words[0].isdigit() else None
+            persisted = LEDGER_NOT_PERSISTED not in words
             try:
                 fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except OSError:
@@ -240,7 +261,12 @@ def service_info(state_file: Path) -> ServiceInfo:
     except OSError:
         last = None
     return ServiceInfo(
-        running, pid if running else None, last, started if running else None, unknown
+        running,
+        pid if running else None,
+        last,
+        started if running else None,
+        unknown,
+        persisted if running else None,
     )
 
 

@@ -72,6 +72,9 @@ def service_dict(info: ServiceInfo) -> Dict[str, Any]:
         # False while the running relay has not finished a cycle of its own: last_cycle is
         # then an earlier relay's (the heartbeat survives restarts in the same directory).
         "cycled_since_start": info.cycled_since_start if info.running else None,
+        # False while the running relay cannot write its ledger (kept in memory; a restart
+        # then would not know which VFs it disabled); null when no relay runs.
+        "ledger_persisted": info.ledger_persisted,
     }
 
 
@@ -181,6 +184,11 @@ def to_table(
             age = age_s(info) if info.cycled_since_start else None
             when = f"last cycle {age:.1f} s ago" if age is not None else "no cycle completed yet"
             lines.append(f"relay: running (pid {info.pid}), {when}")
+            if info.ledger_persisted is False:
+                lines.append(
+                    "ledger: NOT PERSISTED - the relay cannot write it and keeps it in memory; "
+                    "fix the state directory before restarting the relay"
+                )
         else:
             lines.append("relay: not running")
     return "\n".join(lines)

@@ -388,3 +388,22 @@ def test_relay_never_writes_over_a_ledger_it_has_not_read(tmp_path: Path) -> Non
     merged = world.ledger()
     assert merged.disabled("pf1") == frozenset(saved["pf1"])  # kept, not overwritten
     assert merged.disabled("pf0") == relayed()
+
+
+def test_the_hold_follows_the_pf_through_renames(world: World) -> None:
+    """Found by the model: renamed away and back, the PF got a fresh hold under its old name
+    (the name's memory was kept, not the PF's), holding its VFs longer than the hold."""
+    down(world)
+    world.host.remove_bond("bond0")
+    left_at = world.now + 1.0
+    world.cycle()
+    for _ in range(int(HOLD_S) - 6):
+        world.cycle()
+    rename(world, "pf0", "ens9")
+    world.cycle()
+    rename(world, "ens9", "pf0")
+    while world.now + 1.0 < left_at + HOLD_S:
+        world.cycle()
+        assert world.vfs() == expected_vfs(down=True)
+    world.cycle()
+    assert world.vfs() == expected_vfs(down=False)  # HOLD_S after it left its bond
