@@ -334,8 +334,9 @@ def relay_once(host: FakeHost, recorded: frozenset, vfs: List[str]) -> None:  # 
     assert report.disabled_by_relay == {v for v in on_disk if shown.get(v, "disable") == "disable"}
     added = on_disk - recorded
     assert all(before[vf] == "auto" and after[vf] == "disable" for vf in added)
-    for vf in recorded - on_disk:  # forgotten: someone else's now, or restored
-        assert after[vf] in ("auto", "enable") and a.monitored and a.lacp is not Lacp.UNKNOWN
+    for vf in recorded - on_disk:  # forgotten: seen in another state than disable, or restored
+        assert after[vf] in ("auto", "enable")
+        assert before[vf] != "disable" or (a.monitored and a.lacp is Lacp.UP)
 
 
 # ------------------------------------------------------------------------------ big files

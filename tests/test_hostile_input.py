@@ -153,8 +153,11 @@ def test_run_and_status_with_a_hostile_ledger_log_one_error(world: World) -> Non
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     errors = [r for r in json_lines(result.stdout) if r["level"] == "ERROR"]
-    assert [r["msg"] for r in errors] == ["cannot read the ledger; starting with an empty one"]
+    assert [r["msg"] for r in errors] == [
+        "cannot read the ledger; kept it aside and started with an empty one"
+    ]
     assert "nested too deeply" in errors[0]["error"]
+    assert errors[0]["moved_to"].startswith(str(world.state_file) + ".bad-")
     assert json_lines(result.stdout)[-1]["msg"] == "Stopping application"
 
     world.state_file.write_text("[" * 100_000)
