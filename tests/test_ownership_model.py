@@ -261,6 +261,7 @@ class OwnershipMachine(RuleBasedStateMachine):
         recorded = {
             (entry.ifindex, vf)
             for entry in (on_disk.pfs.values() if on_disk is not None else ())
+            if self.same_vfs(entry)
             for vf in entry.disabled
         }
         if self.ledger_blocked or (hasattr(self, "relay") and self.relay.ledger_unsaved):
@@ -289,6 +290,15 @@ class OwnershipMachine(RuleBasedStateMachine):
             config, self, EventLog("json", "debug", self.stream), clock=lambda: self.now
         )
         self.restarted_at = self.now
+
+    def same_vfs(self, entry: ledgers.PfEntry) -> bool:
+        """Whether a ledger entry names the VFs there now (not an earlier set of VFs)."""
+        pf = self.pfs.get(entry.ifindex or -1)
+        if pf is None:
+            return False
+        link = self.host.net(pf.name) / "device/virtfn0"
+        vfs_id = os.lstat(link).st_ino if link.is_symlink() else None
+        return entry.numvfs in (None, len(pf.vfs)) and entry.vfs_id in (None, vfs_id)
 
     def disk_ledger(self) -> Optional[ledgers.Ledger]:
         """The ledger on disk (None: unreadable or corrupt)."""

@@ -140,6 +140,7 @@ def test_json_service(reports: List[PfReport]) -> None:
         "last_cycle": None,
         "last_cycle_age_s": None,
         "cycled_since_start": None,
+        "ledger_persisted": None,
     }
 
 
