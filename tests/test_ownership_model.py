@@ -19,7 +19,8 @@ checked against the model's truth:
 Known limits the model states rather than hides: when the relay is restarted while its ledger
 cannot be written (it says "ledger not persisted" meanwhile), the file is older than what it
 knew: VFs it disabled since are lost to it (they become the operator's; I1 protects them), and
-VFs it gave back since and someone disabled again are claimed again (``stale_claims``). VFs of
+VFs it gave back since and someone disabled again are claimed again (``stale_claims``); so is a
+VF of its own set to auto and back to disable while ``ip`` cannot show the VFs. VFs of
 a ledger that is corrupt at start are lost to it too (set aside, logged with a
 ``restore --ledger`` hint).
 """
@@ -123,6 +124,7 @@ class OwnershipMachine(RuleBasedStateMachine):
         self.ledger_blocked = False
         self.hidden: Set[Tuple[int, int]] = set()
         self.stale_claims: Set[Tuple[int, int]] = set()
+        self.blind: Set[Tuple[int, int]] = set()
         self.learned_at: Dict[Tuple[int, int], float] = {}
         self.restore_delay_s = 0.0
         self.stream = io.StringIO()
@@ -454,9 +456,17 @@ class OwnershipMachine(RuleBasedStateMachine):
     )
     def operator_sets_vf(self, i: int, vf: int, state: str) -> None:
         pf = self.pick(i)
-        # disable -> disable: nothing anyone can see; the VF stays what it was
+        key = (pf.ifindex, vf)
+        # While ip cannot show the VFs the relay is blind: a VF of its own that someone sets
+        # to auto and back to disable meanwhile looks untouched to it (as disable -> disable
+        # does at any time), so it may still claim it.
+        blind = self.ip_mode == "show-fails" and (key in self.owned or key in self.blind)
+        if blind:
+            self.blind.add(key)
         if vf in pf.vfs and not (state == "disable" and pf.vfs[vf] == "disable"):
             self.apply(pf, vf, state, by_relay=False)
+            if blind and state == "disable":
+                self.stale_claims.add(key)
         self.cycle(0.1)
 
     @rule(i=pf_index, dt=dts)
@@ -481,6 +491,8 @@ class OwnershipMachine(RuleBasedStateMachine):
     def ip_behaves(self, mode: str) -> None:
         self.ip_mode = mode
         self.cycle(0.3)
+        if mode != "show-fails":
+            self.blind.clear()  # the relay has seen the VFs again
 
     @rule(when=st.sampled_from(["before", "after"]), i=pf_index, dt=dts)
     def relay_killed(self, when: str, i: int, dt: float) -> None:
