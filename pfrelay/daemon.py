@@ -26,11 +26,17 @@ from typing import Dict, List, Mapping, Optional, Sequence, Set
 from pfrelay import __version__, metrics, runtime
 from pfrelay import config as configs
 from pfrelay.host import read_boot_id
-from pfrelay.iproute import Ip, IpError, resolve_binary
+from pfrelay.iproute import Ip, IpBudget, IpError, ip_budgets, resolve_binary
+from pfrelay.ipsession import IpSession
 from pfrelay.lacp import Lacp
 from pfrelay.log import LEVELS, EventLog
-from pfrelay.relay import PfReport, Relay
+from pfrelay.portwatch import PortWatch
+from pfrelay.relay import IpPort, PfReport, Relay
 from pfrelay.systemd import Notifier, child_env
+
+#: Between full cycles, each PF's port states are read this often (``portwatch``): the
+#: kernel's 802.3ad machines tick every 100 ms, so a change is seen ~25 ms after it on average.
+FAST_CHECK_S = 0.05
 
 
 def status_line(reports: Sequence[PfReport]) -> str:
@@ -159,7 +165,10 @@ def serve(
     lock = runtime.acquire(state_file)
     notifier = Notifier(env)
     children_env = child_env(env)
-    ip = Ip(ip_binary, config.ip_timeout_ms / 1000.0, env=children_env)
+    watchdog_s = notifier.watchdog_interval_s
+    watchdog_timeout_s = 2 * watchdog_s if watchdog_s is not None else None
+    budget = IpBudget(*ip_budgets(config.ip_timeout_ms / 1000.0, watchdog_timeout_s))
+    ip = _ip_port(ip_binary, config.ip_timeout_ms / 1000.0, children_env, budget, log, once)
     log.info(
         "Starting application",
         version=__version__,
@@ -192,7 +201,8 @@ def serve(
         )
     }
     events = LinkEvents(ip_binary, children_env, log) if watch_events and not once else None
-    watchdog_s = notifier.watchdog_interval_s
+    watch = PortWatch(config.sysfs, config.interfaces) if not once else None
+    next_check = 0.0
     last_ping = time.monotonic()
     ready = False
     heartbeat = runtime.heartbeat_path(state_file)
@@ -228,6 +238,15 @@ def serve(
         feed_watchdog()
         if signals.stop:
             raise _Stopped
+        budget.next_pf()
+
+    def between_ip_calls() -> bool:
+        # Between two ip calls of one PF (the per-VF fallback): bounded calls, so feeding the
+        # watchdog here hides no hang; a stop leaves the rest untried.
+        feed_watchdog()
+        return not signals.stop
+
+    budget.between = between_ip_calls
 
     try:
         next_poll = time.monotonic()
@@ -236,12 +255,15 @@ def serve(
             now = time.monotonic()
             if now >= next_poll or pending is not None:
                 full = now >= next_poll
+                budget.start_cycle()
                 try:
                     reports = relay.cycle(None if full else sorted(pending or ()), progress)
                 except _Stopped:
                     break
                 if full:
                     next_poll = now + relay.config.polling_interval_ms / 1000.0
+                    if watch is not None:
+                        watch.reopen(relay.config.interfaces, relay.config.sysfs)
                     runtime.beat(heartbeat)
                     if notifier.enabled:
                         line = status_line(reports)
@@ -258,9 +280,14 @@ def serve(
             if signals.reload:
                 signals.reload = False
                 relay = _reload(relay, config_path, flags, env, log, notifier, events)
+                budget.pf_s, budget.cycle_s = ip_budgets(
+                    relay.config.ip_timeout_ms / 1000.0, watchdog_timeout_s
+                )
                 next_poll = time.monotonic()
                 continue
             timeout = max(0.0, next_poll - time.monotonic())
+            if watch is not None and watch.fds:
+                timeout = min(timeout, max(0.0, next_check - time.monotonic()))
             if watchdog_s is not None:
                 timeout = min(timeout, max(0.0, last_ping + watchdog_s - time.monotonic()))
             fds: List[int] = [wake_r.fileno()]
@@ -274,19 +301,49 @@ def serve(
             if events is not None and event_fd in readable:
                 names = events.read_names()
                 if names:
-                    pending = _affected(relay, names)
+                    pending = _merge(pending, _affected(relay, names))
+            if watch is not None and time.monotonic() >= next_check:
+                next_check = time.monotonic() + FAST_CHECK_S
+                pending = _merge(pending, watch.check() or None)
         notified(notifier.stopping())
         log.info("Stopping application")
         return 0
     finally:
         if events is not None:
             events.close()
+        if watch is not None:
+            watch.close()
+        if isinstance(relay.ip, IpSession):
+            relay.ip.close()
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
         signal.set_wakeup_fd(old_wakeup)
         wake_r.close()
         wake_w.close()
         lock.close()
+
+
+def _ip_port(
+    binary: str,
+    timeout_s: float,
+    env: Dict[str, str],
+    budget: IpBudget,
+    log: EventLog,
+    once: bool = False,
+) -> IpPort:
+    """The relay's iproute2: a co-process started now (no exec when it matters), or one-shot
+    ``ip`` for a single cycle."""
+    if once:
+        return Ip(binary, timeout_s, env=env, budget=budget)
+    session = IpSession(binary, timeout_s, env=env, budget=budget, log=log)
+    session.start()
+    return session
+
+
+def _merge(pending: Optional[Set[str]], more: Optional[Set[str]]) -> Optional[Set[str]]:
+    if more is None:
+        return pending
+    return (pending or set()) | more
 
 
 def _write_metrics(
@@ -350,8 +407,19 @@ def _reload(
         return relay
     if ip_binary is not None or new.ip_timeout_ms != old.ip_timeout_ms:
         current = relay.ip
-        binary = ip_binary or (current.binary if isinstance(current, Ip) else new.ip)
-        relay.ip = Ip(binary, new.ip_timeout_ms / 1000.0, env=child_env(env))
+        known = isinstance(current, (Ip, IpSession))
+        binary = ip_binary or (current.binary if isinstance(current, (Ip, IpSession)) else new.ip)
+        budget = current.budget if isinstance(current, (Ip, IpSession)) else IpBudget()
+        if isinstance(current, IpSession):
+            current.close()
+        relay.ip = _ip_port(
+            binary,
+            new.ip_timeout_ms / 1000.0,
+            child_env(env),
+            budget,
+            log,
+            once=known and not isinstance(current, IpSession),
+        )
         if ip_binary is not None and events is not None:
             events.close()
             events.ip_binary = ip_binary
