@@ -36,6 +36,7 @@ from pfrelay.systemd import Notifier, child_env
 
 #: Between full cycles, each PF's port states are read this often (``portwatch``): the
 #: kernel's 802.3ad machines tick every 100 ms, so a change is seen ~25 ms after it on average.
+#: Not at polling intervals of 100 ms or less: the full cycle is about as near then.
 FAST_CHECK_S = 0.05
 
 
@@ -67,9 +68,11 @@ class LinkEvents:
         self.next_start = 0.0
 
     def fileno(self) -> Optional[int]:
-        """The fd to select on; (re)starts the child when it is not running."""
-        if self.proc is not None and self.proc.poll() is not None:
-            self._exited()
+        """The fd to select on; (re)starts the child when it is not running.
+
+        A child that exits closes its stdout: select wakes, ``read_names`` reads EOF and calls
+        ``_exited``; no ``wait4`` on every pass of the loop (a syscall per wake-up).
+        """
         if self.proc is None and time.monotonic() >= self.next_start:
             self.next_start = time.monotonic() + 10.0
             try:
@@ -286,7 +289,10 @@ def serve(
                 next_poll = time.monotonic()
                 continue
             timeout = max(0.0, next_poll - time.monotonic())
-            if watch is not None and watch.fds:
+            fast = (
+                watch is not None and relay.config.polling_interval_ms / 1000.0 > 2 * FAST_CHECK_S
+            )
+            if fast and watch is not None and watch.fds:
                 timeout = min(timeout, max(0.0, next_check - time.monotonic()))
             if watchdog_s is not None:
                 timeout = min(timeout, max(0.0, last_ping + watchdog_s - time.monotonic()))
@@ -302,7 +308,7 @@ def serve(
                 names = events.read_names()
                 if names:
                     pending = _merge(pending, _affected(relay, names))
-            if watch is not None and time.monotonic() >= next_check:
+            if fast and watch is not None and time.monotonic() >= next_check:
                 next_check = time.monotonic() + FAST_CHECK_S
                 pending = _merge(pending, watch.check() or None)
         notified(notifier.stopping())
