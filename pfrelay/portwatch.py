@@ -65,7 +65,7 @@ class PortWatch:
         if fds is None:
             return None
         try:
-            return tuple(os.pread(fd, 64, 0) for fd in fds)
+            return (os.pread(fds[0], 64, 0), os.pread(fds[1], 64, 0), os.pread(fds[2], 64, 0))
         except OSError:  # the slave or the PF is gone (ENODEV): open again after a cycle
             self._close(pf)
             return None

@@ -442,7 +442,7 @@ def run_group(group: Group, work: Path, outdir: Path, polling_ms: int, sample_s:
                 wait_sets(relay, "disable", target, timeout)
                 res["readback"] = readback(n)
                 res["t_resets"] = time.time()
-                group.redisable_ms = reset_while_down(relay, n, polling_ms)
+                group.redisable_ms = reset_while_down(relay, monitor, n, polling_ms)
                 sampler.wait("DEFAULTED", lambda s: (s.actor or 0) & DEFAULTED, down.t, 15)
                 time.sleep(0.5)
             elif group.recover:
@@ -514,18 +514,26 @@ def _run_ns(pid: int) -> int:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
 
 
-def reset_while_down(relay: ServeRelay, n: int, polling_ms: int, times: int = 5) -> List[float]:
-    """An operator sets a disabled VF back to auto while LACP is down: ms until the relay
-    has disabled it again ("vf link state was set" for it), ``times`` over, at random poll
-    phases. Runs while the kernel still shows the partner expired (before DEFAULTED ~3 s;
-    the port states stay down after it too)."""
+def reset_while_down(
+    relay: ServeRelay, monitor: Monitor, n: int, polling_ms: int, times: int = 5
+) -> List[float]:
+    """An operator sets a disabled VF back to auto while LACP is down: ms from the kernel's
+    change (the first monitor line for the PF after the ``ip`` that made it started; the
+    end of that ``ip`` if none: its exec alone costs 150-300 ms here) until the relay has
+    disabled it again ("vf link state was set" for it), ``times`` over, at random poll phases.
+    The port states stay down (expired, then DEFAULTED) all the while."""
     found: List[float] = []
     vf = n - 1
     for _ in range(times):
         time.sleep(random.uniform(0.05, polling_ms / 1000))
         before = len(relay.find(SET_MSG, interface=PF, id=vf, state="disable"))
-        t_reset = time.time()
+        t_start = time.time()
         klab.set_vf_state(PF, vf, "auto")
+        t_reset = time.time()
+        time.sleep(0.05)  # the monitor thread's read of the kernel's line
+        lines = [t for t, line in list(monitor.lines) if t >= t_start and f" {PF}" in line]
+        if lines and lines[0] <= t_reset + 0.05:
+            t_reset = lines[0]
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             hits = relay.find(SET_MSG, interface=PF, id=vf, state="disable")
