@@ -54,21 +54,18 @@ class PfFacts:
 def read_text(path: StrPath, limit: int = READ_LIMIT) -> str:
     """Read at most ``limit`` bytes, decoded as UTF-8 with replacement. Raises OSError.
 
-    Plain ``os.read`` in 64 KiB chunks: ``open(...).read(limit)`` allocated ``limit`` bytes
-    first, 58 us against 10 us per 1.3 KB /proc/net/bonding file, the cycle's largest cost.
+    Unbuffered, in 64 KiB reads: a buffered ``read(limit)`` allocated ``limit`` bytes first,
+    58 us against 12 us per 1.3 KB /proc/net/bonding file, the cycle's largest cost.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        size = 0
+    chunks = []
+    size = 0
+    with open(path, "rb", buffering=0) as handle:
         while size < limit:
-            chunk = os.read(fd, min(1 << 16, limit - size))
+            chunk = handle.read(min(1 << 16, limit - size))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
-    finally:
-        os.close(fd)
     return b"".join(chunks).decode("utf-8", "replace")
 
 
