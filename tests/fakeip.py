@@ -188,6 +188,8 @@ def serve_session():
 if session:
     serve_session()
 elif args[:2] == ["-o", "monitor"]:
+    if state.get("monitor_fails"):  # the relay has no link events: it restarts this every 10 s
+        sys.exit(1)
     if not state.get("monitor_events"):
         sleep_forever(600.0)
     events = os.path.join(os.path.dirname(state_path), "monitor-events")

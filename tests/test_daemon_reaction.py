@@ -34,9 +34,11 @@ def recover(world: World, pf: str = "pf0", bond: str = "bond0") -> None:
 
 
 def test_an_expiry_between_polls_is_seen_by_the_fast_check(world: World) -> None:
-    """At 10 s polling (and no link event) the relay still acts within a fraction of a second."""
+    """At 10 s polling, without link events (the monitor fails), the relay still acts within
+    a fraction of a second."""
     world.add_pf()
     world.host.enslave("pf0", "bond0")
+    world.ip.set(monitor_fails=True)
     daemon = world.start(world.run_args("-i", "pf0", "--restore-delay", "0", interval=10_000))
     daemon.wait_log("lacp is up")
     time.sleep(0.3)
@@ -49,6 +51,22 @@ def test_an_expiry_between_polls_is_seen_by_the_fast_check(world: World) -> None
     recover(world)
     daemon.wait_log("lacp is up", count=2, timeout=3)
     daemon.wait_log("vf link state was set", count=4, state="auto", timeout=3)
+    assert daemon.stop() == 0
+
+
+def test_no_fast_check_while_link_events_come(world: World) -> None:
+    """With a running link monitor the port states are not polled between cycles (idle CPU):
+    a change without a link event waits for the poll."""
+    world.add_pf()
+    world.host.enslave("pf0", "bond0")
+    daemon = world.start(world.run_args("-i", "pf0", interval=10_000))
+    _, up_at, _ = daemon.wait_log("lacp is up")  # the first poll; the next is 10 s later
+    assert wait_until(lambda: any(c["argv"][0] == "-o" for c in world.ip.processes()), 3)
+    time.sleep(0.3)
+    expire(world)
+    time.sleep(2.0)  # eight fast checks' worth
+    assert time.monotonic() - up_at < 8.0
+    assert daemon.find("lacp is down") == []
     assert daemon.stop() == 0
 
 
