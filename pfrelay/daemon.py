@@ -4,9 +4,12 @@ The loop is single-threaded. It sleeps in ``select`` on three things: the signal
 (SIGTERM/SIGINT stop, SIGHUP reloads the configuration), the stdout of an ``ip monitor link``
 child (the kernel sends RTM_NEWLINK for a PF when its LACP port state expires, so the relay
 reacts at once instead of at the next poll; bench/kernel showed 6.12 also announces most
-recoveries, when the slave turns ACTIVE), and the polling timeout (the safety net).
-The systemd watchdog is fed
-only from this loop, so a cycle stuck in a hung ``ip`` lets it fire.
+recoveries, when the slave turns ACTIVE), and the polling timeout (the safety net); while
+that child is not running, also a fast port-state check (``portwatch``) between polls.
+VF reads and changes go to one ``ip`` co-process started here (``ipsession``), with a budget
+per PF and per cycle (``iproute.IpBudget``) well under the watchdog. The systemd watchdog is
+fed only from this loop (after each PF and between ``ip`` calls), so a loop that hangs lets
+it fire, and a hung ``ip`` is killed at the budget instead.
 """
 
 from __future__ import annotations
