@@ -42,8 +42,8 @@ from pfrelay.systemd import Notifier, child_env
 #: than twice as long. With the monitor, an expiry on 6.12 flips the slave to BACKUP, an
 #: RTM_NEWLINK that wakes the relay within ms (bench/kernel: 25 of 25 expiries, "lacp is
 #: down" 1 ms median after the sysfs change), and the check would only cost: ~1.3 ms of CPU
-#: each in the TCG guest (idle at 1000 ms polling, ticks per 20 s: 15-22 without it, 72 every
-#: 50 ms, 45 every 100 ms, 30 every 200 ms, 27-29 every 250 ms; the original relay: 21).
+#: each in the TCG guest (idle at 1000 ms polling, ticks per 20 s: 12-14 without it, 72 every
+#: 50 ms, 45 every 100 ms, 30 every 200 ms, 25-29 every 250 ms; the original relay: 21).
 FAST_CHECK_S = 0.25
 
 
