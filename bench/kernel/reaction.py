@@ -4,9 +4,9 @@
 Runs INSIDE the VM that ``bench/kernel/run.sh`` boots (tests/kernel's harness and topology).
 Per configuration (a group): a fresh topology (pf0 with N netdevsim VFs, all auto, the only
 slave of bond0, 802.3ad fast; the peer bond in netns sw) and ``daemon.serve`` in a subprocess
-(this file's ``serve`` command: polling 1000 ms, link events on or off, VF changes through one
-``ip -force -batch -`` or, replacing set_vf_states by ``Ip._set_one_by_one``, one ``ip`` per
-VF). Then a few cycles: drop the LACPDUs on the peer port until the kernel expires the partner
+(this file's ``serve`` command: polling 1000 ms, link events on or off, VF reads and changes
+through the relay's ``ip`` co-process or, with ``--apply per-vf``, one ``ip`` per VF through its
+one-shot fallback). Then a few cycles: drop the LACPDUs on the peer port until the kernel expires the partner
 (~3 s) and the relay has disabled the VFs, let them through again, wait for the restore.
 A thread samples pf0's bonding_slave sysfs every 10 ms, another reads
 ``ip -d -o monitor link`` (the port states each RTM_NEWLINK carries), and the relay records
@@ -20,13 +20,18 @@ first sysfs sample that shows LACP down (up, for the recovery):
 - apply: wall time and ``ip`` processes of the set_vf_states call; self-wakes: the extra
   cycles the relay's own VF changes wake (each is an RTM_NEWLINK for the PF);
 - recovery: "lacp is up", the last VF restored, and the monitor lines in between;
-- timelines of three cycles: the expiry and DEFAULTED, and a recovery per wake mode.
+- timelines of three cycles: the expiry and DEFAULTED, and a recovery per wake mode;
+- per events group: the idle CPU before the first expiry (``--idle-s``), and in its last,
+  held-down cycle a VF reset to auto 5 times, timed until the relay disabled it again.
+
+``--idle-sweep 0,250`` measures only idle CPU per fast-check period (0: the defaults).
 
 A warm-up group (not reported) runs first: the guest's first Python and ``ip`` runs are slow.
 Files: OUTDIR/reaction.tsv (every cycle), OUTDIR/bench/<group>/ (relay log, its cycles and
 ip calls, monitor lines, sysfs changes).
 
     bench/kernel/run.sh [--vfs 8,64,192] [--per-vf-vfs 8,64,192] [--cycles-small 5] [--cycles 3]
+        [--polling-ms 1000] [--idle-s 10] [--fast-check-ms N] [--idle-sweep 0,250]
 """
 
 from __future__ import annotations
