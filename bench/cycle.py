@@ -47,18 +47,23 @@ def bench(pfs: int, cycles: int, root: Path) -> None:
         relay = Relay(config, ip, EventLog("json", "info", sink))
         relay.cycle()  # the first cycle logs "pf is ready"; not steady state
         opened = 0
-        real_open = builtins.open
+        real_open, real_os_open = builtins.open, os.open
 
         def counting_open(*args, **kwargs):  # type: ignore[no-untyped-def]
             nonlocal opened
             opened += 1
             return real_open(*args, **kwargs)
 
-        builtins.open = counting_open
+        def counting_os_open(*args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal opened
+            opened += 1
+            return real_os_open(*args, **kwargs)
+
+        builtins.open, os.open = counting_open, counting_os_open
         try:
             relay.cycle()
         finally:
-            builtins.open = real_open
+            builtins.open, os.open = real_open, real_os_open
         times = []
         for _ in range(cycles):
             t0 = time.perf_counter_ns()

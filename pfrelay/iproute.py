@@ -14,7 +14,8 @@ import os
 import re
 import shutil
 import subprocess
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+import time
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from pfrelay.children import die_with_parent
 from pfrelay.sriov import LinkState
@@ -43,6 +44,65 @@ class ChangeResult:
 
     applied: Tuple[VfChange, ...]
     failed: Tuple[Tuple[VfChange, str], ...]
+
+
+class IpBudget:
+    """How long ``ip`` work may still take, and whether to go on: shared by the daemon and ``Ip``.
+
+    The daemon opens a budget per cycle (``start_cycle``) and per PF (``next_pf``); every ``ip``
+    call is cut to what is left of both, so the per-VF fallback after a failed batch (64 VFs x
+    the ip timeout) cannot outlast the watchdog. ``between`` runs between two calls (the daemon
+    feeds the watchdog there) and says whether to go on (false once a stop was asked for).
+    """
+
+    def __init__(
+        self,
+        pf_s: Optional[float] = None,
+        cycle_s: Optional[float] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pf_s = pf_s
+        self.cycle_s = cycle_s
+        self.clock = clock
+        self.cycle_end: Optional[float] = None
+        self.deadline: Optional[float] = None
+        self.between: Callable[[], bool] = lambda: True
+
+    def start_cycle(self) -> None:
+        now = self.clock()
+        self.cycle_end = now + self.cycle_s if self.cycle_s is not None else None
+        self.next_pf()
+
+    def next_pf(self) -> None:
+        ends = [self.cycle_end] if self.cycle_end is not None else []
+        if self.pf_s is not None:
+            ends.append(self.clock() + self.pf_s)
+        self.deadline = min(ends) if ends else None
+
+    def timeout(self, default_s: float) -> float:
+        """The timeout of the next call: ``default_s`` cut to the deadline; IpError when spent."""
+        if self.deadline is None:
+            return default_s
+        left = self.deadline - self.clock()
+        if left <= 0:
+            raise IpError("ip: not run, the time for ip work of this pf and cycle is spent")
+        return min(default_s, left)
+
+
+def ip_budgets(ip_timeout_s: float, watchdog_s: Optional[float]) -> Tuple[float, float]:
+    """(per PF, per cycle) seconds of ``ip`` work: a read and a batch, well under the watchdog.
+
+    ``watchdog_s`` is the watchdog's timeout (``WatchdogSec``, not the ping interval). A PF gets
+    a third of it at most: it is fed between calls and PFs, so no ``ip`` can starve it; the
+    cycle's budget (half) bounds how long the loop is away from signals and link events.
+    With ``WatchdogSec=30`` and the default 5 s timeout: 10 s per PF, 15 s per cycle.
+    """
+    pf_s = 2 * ip_timeout_s
+    cycle_s = 4 * ip_timeout_s
+    if watchdog_s is not None:
+        pf_s = min(pf_s, watchdog_s / 3)
+        cycle_s = min(cycle_s, watchdog_s / 2)
+    return pf_s, max(pf_s, cycle_s)
 
 
 #: Where root takes ``ip`` from when the ``ip`` key is the bare default name: never from PATH.
@@ -92,15 +152,23 @@ def _one_line(text: str) -> str:
 class Ip:
     """Runs the iproute2 binary at ``binary`` (an absolute path) with a timeout."""
 
-    def __init__(self, binary: str, timeout_s: float, env: Optional[Dict[str, str]] = None):
+    def __init__(
+        self,
+        binary: str,
+        timeout_s: float,
+        env: Optional[Dict[str, str]] = None,
+        budget: Optional[IpBudget] = None,
+    ):
         self.binary = binary
         self.timeout_s = timeout_s
         self.env = env
+        self.budget = budget or IpBudget()
         self.processes = 0  #: processes started (for tests and benchmarks)
 
     def _run(
         self, args: Sequence[str], stdin: Optional[str] = None
     ) -> subprocess.CompletedProcess[str]:
+        timeout_s = self.budget.timeout(self.timeout_s)
         self.processes += 1
         try:
             return subprocess.run(
@@ -108,7 +176,7 @@ class Ip:
                 input=stdin,
                 capture_output=True,
                 text=True,
-                timeout=self.timeout_s,
+                timeout=timeout_s,
                 env=self.env,
                 check=False,
                 errors="replace",
@@ -116,7 +184,7 @@ class Ip:
             )
         except subprocess.TimeoutExpired:
             raise IpError(
-                f"ip {' '.join(args)}: no answer after {self.timeout_s:g} s (killed)"
+                f"ip {' '.join(args)}: no answer after {timeout_s:.3g} s (killed)"
             ) from None
         except OSError as exc:
             raise IpError(f"ip: cannot run {self.binary}: {exc.strerror or exc}") from None
@@ -152,7 +220,10 @@ class Ip:
     def _set_one_by_one(self, changes: Sequence[VfChange]) -> ChangeResult:
         applied = []
         failed = []
-        for c in changes:
+        for n, c in enumerate(changes):
+            if n and not self.budget.between():
+                failed += [(rest, "not tried: the relay is stopping") for rest in changes[n:]]
+                break
             try:
                 proc = self._run(
                     ["link", "set", "dev", c.pf, "vf", str(c.vf), "state", c.state.value]

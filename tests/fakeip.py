@@ -8,7 +8,12 @@ it, and can be told to fail, print garbage or hang. ``-o monitor link`` sleeps, 
 whenever that file appears beside the state, as the kernel's RTNL events would come. A hanging
 (monitoring) script exits once its parent is gone, or after 2 (10) minutes, so a killed relay
 leaves none behind. Each call in ``calls.jsonl`` also names the systemd notification variables
-it inherited (``notify_env``) and its ``pid`` (a test can end a hang by killing it). ``FakeIp``
+it inherited (``notify_env``) and its ``pid`` (a test can end a hang by killing it).
+``-j -force -batch -`` is the relay's co-process (``pfrelay.ipsession``), modelled on iproute2
+6.1 as observed (see ``serve_session``: line by line, flushed JSON, ``Command failed -:N``, the
+stale name cache, exit on usage errors) with faults of its own (``session_mode``, ``die_at_line``,
+``hang_at_line``); ``batch_error`` makes a one-shot batch fail in an unknown format and
+``hang_single_set`` makes one-shot ``link set`` hang (the per-VF fallback). ``FakeIp``
 is the same thing in-process (the ``IpPort`` the relay takes) for pyfakefs tests, where a
 subprocess would not see the fake tree.
 """
@@ -39,16 +44,25 @@ def sleep_forever(limit=120.0):
         time.sleep(0.05)
     sys.exit(1)
 with open(os.path.join(os.path.dirname(state_path), "calls.jsonl"), "a") as log:
-    stdin = sys.stdin.read() if "-batch" in args else None
+    # `-j -batch -` is the relay's co-process: lines are read (and answered) as they come.
+    session = "-batch" in args and "-j" in args
+    stdin = sys.stdin.read() if "-batch" in args and not session else None
     notify_env = sorted(k for k in os.environ if k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"))
-    log.write(json.dumps({"argv": args, "stdin": stdin, "notify_env": notify_env, "pid": os.getpid()}) + "\n")
+    record = {"argv": args, "stdin": stdin, "notify_env": notify_env, "pid": os.getpid()}
+    if session:
+        record["session"] = True
+    log.write(json.dumps(record) + "\n")
 mode = state.get("mode", "ok")
+if session and state.get("session_mode"):
+    mode = state["session_mode"]
 if mode == "hang":
     sleep_forever()
 if mode == "garbage":
     print("this is not json {"); sys.exit(0)
 if mode == "fail":
     print("RTNETLINK answers: Operation not permitted", file=sys.stderr); sys.exit(2)
+if mode == "die":
+    sys.exit(1)
 links = state.setdefault("links", {})
 failing = {tuple(x) for x in state.get("fail_vfs", [])}
 
@@ -73,7 +87,109 @@ def set_vf(words):
     vfs[vf] = st
     return None
 
-if args[:2] == ["-o", "monitor"]:
+def show(pf, out):
+    if pf == "lo" and pf not in links:  # every network namespace has one
+        out.write('[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"]}]\n')
+        return True
+    if pf not in links:
+        print('Device "%s" does not exist.' % pf, file=sys.stderr); return False
+    link = links[pf]
+    vfs = [{"vf": int(n), "link_state": s, "address": "00:00:00:00:00:00"} for n, s in sorted(link.get("vfs", {}).items(), key=lambda kv: int(kv[0]))]
+    shown = link.get("visible")
+    if shown is not None:
+        vfs = vfs[:shown]
+        print("Truncated VF list: %s" % pf, file=sys.stderr)
+    out.write(json.dumps([{"ifindex": link.get("ifindex", 2), "ifname": pf, "vfinfo_list": vfs}], separators=(",", ":")) + "\n")
+    return True
+
+def serve_session():
+    # As iproute2 6.1's `ip -j -force -batch -`: each line is run when it arrives; a command's
+    # JSON is flushed when it ends; a failed command prints its error and `Command failed -:N`
+    # (N counts every line, blank and comment lines too) on stderr; an unknown object fails
+    # without netlink; a usage error (an invalid state) exits with 255. What the relay sent
+    # between two of its end markers is logged as one call (`via: session`), as the one-shot
+    # `ip` it replaces would be. Faults (state keys): `session_mode` (`hang`, `die`, `garbage`,
+    # `fail` at start; `buffered`: JSON only at exit, as an ip that does not flush per
+    # command; `hang-after-batch`: changes made, the end never answered), `die_at_line` and
+    # `hang_at_line` (N: on reading line N).
+    global links, state, failing, mode
+    lineno = 0
+    resolved = {}  # name -> ifindex at first use: iproute2 caches it for the process's life
+    frame = []
+    out = sys.stdout
+    import io
+    held = io.StringIO()  # `buffered`: JSON comes out only at exit
+    if mode == "buffered":
+        out = held
+    while True:
+        raw = sys.stdin.readline()
+        if not raw:
+            sys.stdout.write(held.getvalue())
+            sys.exit(0)
+        lineno += 1
+        with open(state_path) as f:  # tests change the state while the co-process runs
+            state = json.load(f)
+        links = state.setdefault("links", {})
+        failing = {tuple(x) for x in state.get("fail_vfs", [])}
+        mode = state.get("session_mode") or state.get("mode", "ok")
+        if state.get("die_at_line") == lineno or mode == "die":
+            sys.exit(1)
+        if state.get("hang_at_line") == lineno or mode == "hang":
+            sleep_forever()
+        words = raw.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if words[0] == "pfrelay-end" or words[0] not in ("link", "l", "li", "lin"):
+            if frame:
+                shows = [w for w in frame if w[:2] == ["link", "show"]]
+                if shows and len(frame) == 1:
+                    entry = {"argv": ["-j", "link", "show", "dev", shows[0][-1]], "stdin": None}
+                else:
+                    entry = {"argv": ["-force", "-batch", "-"], "stdin": "".join(" ".join(w) + "\n" for w in frame)}
+                entry.update(via="session", pid=os.getpid(), notify_env=[])
+                with open(os.path.join(os.path.dirname(state_path), "calls.jsonl"), "a") as log:
+                    log.write(json.dumps(entry) + "\n")
+                if mode == "hang-after-batch" and not shows:
+                    sleep_forever()
+                frame = []
+            print('Object "%s" is unknown, try "ip help".' % words[0], file=sys.stderr)
+            print("Command failed -:%d" % lineno, file=sys.stderr)
+            continue
+        frame.append(words)
+        name = words[3] if len(words) > 3 else None
+        if name in links:
+            resolved.setdefault(name, links[name].get("ifindex", 2))
+        stale = name in resolved and (name not in links or links[name].get("ifindex", 2) != resolved[name])
+        if words[:3] == ["link", "show", "dev"] and len(words) == 4 and stale:
+            out.write("[{}]\n"); out.flush(); ok = True  # what 6.1 prints for a gone ifindex
+        elif words[:2] == ["link", "set"] and stale:
+            print("RTNETLINK answers: No such device", file=sys.stderr); ok = False
+        elif words[:3] == ["link", "show", "dev"] and len(words) == 4:
+            ok = show(words[3], out)
+            if mode != "buffered":
+                out.flush()
+        elif words[:2] == ["link", "set"]:
+            if len(words) == 8 and words[7] not in ("auto", "enable", "disable"):
+                print('Error: argument "%s" is wrong: Invalid "state" value\n' % words[7], file=sys.stderr)
+                sys.exit(255)
+            err = set_vf(words)
+            save()
+            ok = not err
+            if err:
+                print(err, file=sys.stderr)
+        else:
+            ok = False
+            print("fake ip: unsupported %r" % (words,), file=sys.stderr)
+        if not ok:
+            print("Command failed -:%d" % lineno, file=sys.stderr)
+        if mode == "garbage-show" and words[1] == "show":
+            out.write("this is not json {\n"); out.flush()
+
+if session:
+    serve_session()
+elif args[:2] == ["-o", "monitor"]:
+    if state.get("monitor_fails"):  # the relay has no link events: it restarts this every 10 s
+        sys.exit(1)
     if not state.get("monitor_events"):
         sleep_forever(600.0)
     events = os.path.join(os.path.dirname(state_path), "monitor-events")
@@ -89,16 +205,11 @@ if args[:2] == ["-o", "monitor"]:
         sys.stdout.flush()
         os.unlink(events + ".taken")
 elif args[:3] == ["-j", "link", "show"]:
-    pf = args[-1]
-    if pf not in links:
-        print('Device "%s" does not exist.' % pf, file=sys.stderr); sys.exit(1)
-    link = links[pf]
-    vfs = [{"vf": int(n), "link_state": s, "address": "00:00:00:00:00:00"} for n, s in sorted(link.get("vfs", {}).items(), key=lambda kv: int(kv[0]))]
-    shown = link.get("visible")
-    if shown is not None:
-        vfs = vfs[:shown]
-        print("Truncated VF list: %s" % pf, file=sys.stderr)
-    print(json.dumps([{"ifindex": link.get("ifindex", 2), "ifname": pf, "vfinfo_list": vfs}]))
+    if not show(args[-1], sys.stdout):
+        sys.exit(1)
+elif "-batch" in args and state.get("batch_error"):
+    # A batch failure in a format we do not know (no `Command failed` lines).
+    print(state["batch_error"], file=sys.stderr); sys.exit(1)
 elif "-batch" in args:
     rc = 0
     for n, line in enumerate(stdin.splitlines(), 1):
@@ -112,6 +223,8 @@ elif "-batch" in args:
         sleep_forever()
     sys.exit(rc)
 elif args[:2] == ["link", "set"]:
+    if state.get("hang_single_set"):
+        sleep_forever()
     err = set_vf(args)
     save()
     if err:
@@ -161,9 +274,25 @@ class FakeIpState:
         tmp.replace(events)
 
     def calls(self) -> List[dict]:
+        """What the relay asked of ``ip``: one-shot runs and co-process requests.
+
+        A co-process's start and its start-up check (``link show dev lo``) are left out; they
+        are in ``all_calls``.
+        """
+        return [
+            c
+            for c in self.all_calls()
+            if not c.get("session") and not (c.get("via") == "session" and c["argv"][-1:] == ["lo"])
+        ]
+
+    def all_calls(self) -> List[dict]:
         if not self.calls_path.exists():
             return []
         return [json.loads(line) for line in self.calls_path.read_text().splitlines()]
+
+    def processes(self) -> List[dict]:
+        """One record per ``ip`` process started (co-processes and one-shot runs)."""
+        return [c for c in self.all_calls() if c.get("via") != "session"]
 
 
 def write_script(directory: Path) -> Tuple[Path, FakeIpState]:

@@ -8,6 +8,7 @@ every ~200 ms and never leave a gap near 400 ms while it is healthy.
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from pathlib import Path
@@ -129,12 +130,18 @@ def test_ready_status_watchdog_reload_and_stop(
     assert "".join(daemon.stderr) == ""
 
 
-def test_watchdog_starves_while_ip_hangs(world: World, notify: NotifySocket) -> None:
-    """One PF whose `ip` never answers: no WATCHDOG=1 until `--ip-timeout` (3 s) kills it.
+def test_a_hung_ip_is_cut_at_the_pf_deadline_and_the_watchdog_is_fed(
+    world: World, notify: NotifySocket
+) -> None:
+    """One PF whose `ip` never answers: cut at the per-PF deadline, well under the watchdog.
 
+    Issue 13, finding 4: `ip` work of one PF gets a third of the watchdog timeout at most
+    (`iproute.ip_budgets`), so a hung `ip` (3 s timeout here) no longer starves a 1 s watchdog:
+    it is killed after 1/3 s and the watchdog is fed throughout. (Before, the relay waited the
+    whole `--ip-timeout` without a ping, and with the per-VF fallback 64 x the timeout.)
     A 1 s watchdog here, not the 400 ms of the other tests: once ip answers, the cycle that
-    disables the VFs spawns two (Python) fake ip processes between two pings, which on a
-    loaded two-core machine took 530 ms; the point is the starvation and the recovery.
+    disables the VFs runs (Python) fake ip between two pings, which on a loaded two-core
+    machine took 530 ms.
     """
     watchdog_s = 1.0
     world.add_pf()
@@ -151,23 +158,18 @@ def test_watchdog_starves_while_ip_hangs(world: World, notify: NotifySocket) -> 
     )
     assert hung, "the relay did not run ip for the PF whose LACP went down"
     hang_started = time.monotonic()
-    time.sleep(0.7)
-    world.ip.set(mode="ok")  # the next ip answers; the hung one is killed at its timeout
     _, failed_at, failed = daemon.wait_log("failed to read vf link states", timeout=5)
-    assert "no answer after 3 s" in failed["error"]
-    assert failed_at - hang_started < 5.5  # the default timeout would be 5 s
-    daemon.wait_log("vf link state was set", count=4, state="disable", timeout=3)
+    assert re.search(r"no answer after 0\.3\d* s", failed["error"]), failed
+    assert failed_at - hang_started < 1.5  # not the 3 s of --ip-timeout
+    time.sleep(1.0)  # more hung cycles, each cut at the deadline
+    world.ip.set(mode="ok")
+    daemon.wait_log("vf link state was set", count=4, state="disable", timeout=15)
     time.sleep(3 * watchdog_s / 2 + 0.2)
 
     pings = notify.times("WATCHDOG")
-    # The longest pause between pings is the hang: it covers it and is bounded by the timeout.
-    pause_start, pause_end = max(zip(pings, pings[1:]), key=lambda pair: pair[1] - pair[0])
-    assert 2.8 <= pause_end - pause_start < 5.5, gaps(pings)
-    assert pause_start <= hang_started
-    assert pause_end >= hang_started + 2.5
-    after = [t for t in pings if t >= pause_end]
-    assert len(after) >= 3
-    assert max(gaps(after)) < watchdog_s  # fed again once ip answered
+    during = [t for t in pings if t >= hang_started - watchdog_s]
+    assert len(during) >= 5
+    assert max(gaps(during)) < watchdog_s, gaps(during)  # never starved
     assert daemon.stop() == 0
 
 

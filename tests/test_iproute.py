@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import List
 
 import pytest
 from fakeip import write_script
 
-from pfrelay.iproute import Ip, IpError, VfChange, resolve_binary
+from pfrelay.iproute import Ip, IpBudget, IpError, VfChange, ip_budgets, resolve_binary
 from pfrelay.sriov import LinkState, parse_link_show
 
 
@@ -95,3 +97,50 @@ def test_resolve_finds_ip_on_path(tmp_path: Path) -> None:
     script, _ = write_script(tmp_path)
     assert resolve_binary("ip", {"PATH": str(tmp_path)}, as_root=False) == str(script)
     assert os.path.isabs(resolve_binary(str(script)))
+
+
+# --------------------------------------------------------------- deadlines (issue 13, finding 4)
+def test_the_per_vf_fallback_stops_at_the_pf_deadline(tmp_path: Path) -> None:
+    """A batch failing in an unknown format, then every single ``ip`` hanging: 16 VFs x the
+    timeout was 8 s here (64 x 5 s = 320 s with the defaults); the PF's budget ends it."""
+    script, state = write_script(tmp_path / "ipbin")
+    state.add_pf("pf0", {n: "auto" for n in range(16)})
+    state.set(batch_error="something new went wrong", hang_single_set=True)
+    budget = IpBudget(pf_s=1.2)
+    ip = Ip(str(script), timeout_s=0.5, budget=budget)
+    budget.start_cycle()
+    began = time.monotonic()
+    result = ip.set_vf_states([VfChange("pf0", n, LinkState.DISABLE) for n in range(16)])
+    assert time.monotonic() - began < 2.5
+    assert result.applied == () and len(result.failed) == 16
+    assert "no answer after" in result.failed[0][1]
+    assert "time for ip work of this pf and cycle is spent" in result.failed[-1][1]
+    assert ip.processes <= 4  # the batch and the singles that fit
+
+
+def test_the_per_vf_fallback_stops_when_asked_between_calls(tmp_path: Path) -> None:
+    script, state = write_script(tmp_path / "ipbin")
+    state.add_pf("pf0", {n: "auto" for n in range(8)})
+    state.set(batch_error="something new went wrong")
+    budget = IpBudget()
+    asked: List[int] = []
+
+    def between() -> bool:
+        asked.append(1)  # the daemon feeds the watchdog here
+        return len(asked) < 3
+
+    budget.between = between
+    ip = Ip(str(script), timeout_s=5.0, budget=budget)
+    result = ip.set_vf_states([VfChange("pf0", n, LinkState.DISABLE) for n in range(8)])
+    assert [c.vf for c in result.applied] == [0, 1, 2]
+    assert {e for _, e in result.failed} == {"not tried: the relay is stopping"}
+    assert ip.processes == 4  # the batch and three singles
+
+
+def test_ip_budgets_stay_well_under_the_watchdog() -> None:
+    assert ip_budgets(5.0, None) == (10.0, 20.0)
+    assert ip_budgets(5.0, 30.0) == (10.0, 15.0)  # the unit's WatchdogSec=30
+    pf_s, cycle_s = ip_budgets(60.0, 30.0)
+    assert pf_s == 10.0 and cycle_s == 15.0
+    pf_s, cycle_s = ip_budgets(5.0, 1.0)
+    assert pf_s < 0.34 and cycle_s == 0.5

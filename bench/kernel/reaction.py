@@ -4,9 +4,9 @@
 Runs INSIDE the VM that ``bench/kernel/run.sh`` boots (tests/kernel's harness and topology).
 Per configuration (a group): a fresh topology (pf0 with N netdevsim VFs, all auto, the only
 slave of bond0, 802.3ad fast; the peer bond in netns sw) and ``daemon.serve`` in a subprocess
-(this file's ``serve`` command: polling 1000 ms, link events on or off, VF changes through one
-``ip -force -batch -`` or, replacing set_vf_states by ``Ip._set_one_by_one``, one ``ip`` per
-VF). Then a few cycles: drop the LACPDUs on the peer port until the kernel expires the partner
+(this file's ``serve`` command: polling 1000 ms, link events on or off, VF reads and changes
+through the relay's ``ip`` co-process or, with ``--apply per-vf``, one ``ip`` per VF through its
+one-shot fallback). Then a few cycles: drop the LACPDUs on the peer port until the kernel expires the partner
 (~3 s) and the relay has disabled the VFs, let them through again, wait for the restore.
 A thread samples pf0's bonding_slave sysfs every 10 ms, another reads
 ``ip -d -o monitor link`` (the port states each RTM_NEWLINK carries), and the relay records
@@ -20,13 +20,18 @@ first sysfs sample that shows LACP down (up, for the recovery):
 - apply: wall time and ``ip`` processes of the set_vf_states call; self-wakes: the extra
   cycles the relay's own VF changes wake (each is an RTM_NEWLINK for the PF);
 - recovery: "lacp is up", the last VF restored, and the monitor lines in between;
-- timelines of three cycles: the expiry and DEFAULTED, and a recovery per wake mode.
+- timelines of three cycles: the expiry and DEFAULTED, and a recovery per wake mode;
+- per events group: the idle CPU before the first expiry (``--idle-s``), and in its last,
+  held-down cycle a VF reset to auto 5 times, timed until the relay disabled it again.
+
+``--idle-sweep 0,250`` measures only idle CPU per fast-check period (0: the defaults).
 
 A warm-up group (not reported) runs first: the guest's first Python and ``ip`` runs are slow.
 Files: OUTDIR/reaction.tsv (every cycle), OUTDIR/bench/<group>/ (relay log, its cycles and
 ip calls, monitor lines, sysfs changes).
 
     bench/kernel/run.sh [--vfs 8,64,192] [--per-vf-vfs 8,64,192] [--cycles-small 5] [--cycles 3]
+        [--polling-ms 1000] [--idle-s 10] [--fast-check-ms N] [--idle-sweep 0,250]
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ import klab
 import krelay
 
 PF = "pf0"
+RELAY_ARGS: List[str] = []  #: more arguments for every relay (main's --fast-check-ms)
 SET_MSG = "vf link state was set"
 DEFAULTED = 0x40  #: actor oper port state bit
 
@@ -78,11 +84,13 @@ def serve_main(argv: Sequence[str]) -> int:
     parser.add_argument("--calls", required=True)
     parser.add_argument("--events", choices=("on", "off"), default="on")
     parser.add_argument("--apply", choices=("batch", "per-vf"), default="batch")
+    parser.add_argument("--fast-check-ms", type=float, default=None, help="0: off")
     args = parser.parse_args(argv)
 
     from pfrelay import daemon
     from pfrelay.config import Config
-    from pfrelay.iproute import ChangeResult, Ip, VfChange
+    from pfrelay.iproute import ChangeResult, VfChange
+    from pfrelay.ipsession import IpSession
     from pfrelay.log import EventLog
     from pfrelay.relay import PfReport, Relay
 
@@ -92,17 +100,22 @@ def serve_main(argv: Sequence[str]) -> int:
     def note(what: str, start: float, **extra: Any) -> None:
         calls.write(json.dumps({"what": what, "start": start, "end": time.time(), **extra}) + "\n")
 
-    class TimedIp(Ip):
+    class TimedIp(IpSession):
+        """The relay's co-process, each call noted with the processes it started."""
+
         def link_show(self, pf: str) -> Tuple[str, str]:
-            start = time.time()
+            start, before = time.time(), self.processes
             try:
                 return super().link_show(pf)
             finally:
-                note("link_show", start, processes=1)
+                note("link_show", start, processes=self.processes - before)
 
         def set_vf_states(self, changes: Sequence[VfChange]) -> ChangeResult:
             start, before = time.time(), self.processes
-            result = self._set_one_by_one(changes) if per_vf else super().set_vf_states(changes)
+            if per_vf:
+                result = self.oneshot._set_one_by_one(changes)
+            else:
+                result = super().set_vf_states(changes)
             note(
                 "set",
                 start,
@@ -125,8 +138,10 @@ def serve_main(argv: Sequence[str]) -> int:
             finally:
                 note("cycle", start, kind="poll" if interfaces is None else "event")
 
-    daemon.Ip = TimedIp  # type: ignore[misc]
+    daemon.IpSession = TimedIp  # type: ignore[misc]
     daemon.Relay = TimedRelay  # type: ignore[misc]
+    if args.fast_check_ms is not None:  # 0: never (it runs only when polling > 2 x this)
+        daemon.FAST_CHECK_S = args.fast_check_ms / 1000 if args.fast_check_ms else 1e9
     config = Config(
         interfaces=(args.interface,),
         polling_interval_ms=args.polling_ms,
@@ -312,6 +327,9 @@ class Group:
     recover: bool = True  #: let LACPDUs through after each cycle; time the restore
     hold_defaulted: bool = False  #: the last cycle waits for DEFAULTED instead of recovering
     warmup: bool = False
+    idle_s: float = 0.0  #: measure the relay's idle CPU this long before the first expiry
+    idle: Dict[str, float] = dataclasses.field(default_factory=dict)
+    redisable_ms: List[float] = dataclasses.field(default_factory=list)
     name: str = ""
     setup_s: float = 0.0
     sample_ms: float = 0.0
@@ -394,6 +412,7 @@ def run_group(group: Group, work: Path, outdir: Path, polling_ms: int, sample_s:
             group.apply,
             "--calls",
             str(calls_path),
+            *RELAY_ARGS,
         ),
     )
     t_setup = time.monotonic()
@@ -406,6 +425,9 @@ def run_group(group: Group, work: Path, outdir: Path, polling_ms: int, sample_s:
         relay.wait_for_msg("lacp is up", timeout=60, interface=PF)
         if group.events:
             klab.wait_for("the relay's ip monitor child", relay.has_monitor_child, timeout=15)
+        if group.idle_s and relay.proc is not None:
+            time.sleep(2.0)  # the first cycles after "lacp is up" are not idle
+            group.idle = idle_cpu(relay.proc.pid, group.idle_s)
         sampler.start()
         for i in range(group.cycles):
             res: Dict[str, Any] = {}
@@ -424,6 +446,8 @@ def run_group(group: Group, work: Path, outdir: Path, polling_ms: int, sample_s:
             if group.hold_defaulted and i == group.cycles - 1:
                 wait_sets(relay, "disable", target, timeout)
                 res["readback"] = readback(n)
+                res["t_resets"] = time.time()
+                group.redisable_ms = reset_while_down(relay, monitor, n, polling_ms)
                 sampler.wait("DEFAULTED", lambda s: (s.actor or 0) & DEFAULTED, down.t, 15)
                 time.sleep(0.5)
             elif group.recover:
@@ -474,6 +498,57 @@ def run_group(group: Group, work: Path, outdir: Path, polling_ms: int, sample_s:
                 )
 
 
+def idle_cpu(pid: int, seconds: float) -> Dict[str, float]:
+    """The relay's CPU while LACP is up: clock ticks per 20 s (as issue 15's table) and the
+    scheduler's exact on-CPU time in % of one core."""
+    ticks0, run0, t0 = _ticks(pid), _run_ns(pid), time.monotonic()
+    time.sleep(seconds)
+    ticks1, run1, t1 = _ticks(pid), _run_ns(pid), time.monotonic()
+    return {
+        "ticks_per_20s": (ticks1 - ticks0) * 20.0 / (t1 - t0),
+        "cpu_pct": 100.0 * (run1 - run0) / 1e9 / (t1 - t0),
+    }
+
+
+def _ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _run_ns(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+
+
+def reset_while_down(
+    relay: ServeRelay, monitor: Monitor, n: int, polling_ms: int, times: int = 5
+) -> List[float]:
+    """An operator sets a disabled VF back to auto while LACP is down: ms from the kernel's
+    change (the first monitor line for the PF after the ``ip`` that made it started; the
+    end of that ``ip`` if none: its exec alone costs 150-300 ms here) until the relay has
+    disabled it again ("vf link state was set" for it), ``times`` over, at random poll phases.
+    The port states stay down (expired, then DEFAULTED) all the while."""
+    found: List[float] = []
+    vf = n - 1
+    for _ in range(times):
+        time.sleep(random.uniform(0.05, polling_ms / 1000))
+        before = len(relay.find(SET_MSG, interface=PF, id=vf, state="disable"))
+        t_start = time.time()
+        klab.set_vf_state(PF, vf, "auto")
+        t_reset = time.time()
+        time.sleep(0.05)  # the monitor thread's read of the kernel's line
+        lines = [t for t, line in list(monitor.lines) if t >= t_start and f" {PF}" in line]
+        if lines and lines[0] <= t_reset + 0.05:
+            t_reset = lines[0]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            hits = relay.find(SET_MSG, interface=PF, id=vf, state="disable")
+            if len(hits) > before:
+                found.append(1000 * ((krelay.event_time(hits[-1]) or t_reset) - t_reset))
+                break
+            time.sleep(0.01)
+    return found
+
+
 def readback(n: int) -> str:
     states = klab.vf_states(PF)
     return f"{sum(1 for st in states.values() if st == 'disable')}/{n}"
@@ -493,14 +568,19 @@ def analyse(
     lines = [(t, x) for t, x in all_lines if start <= t <= end]
     t0 = res["t_change"]
     downs = log_times(events, "lacp is down", interface=PF)
-    disabled = log_times(events, SET_MSG, interface=PF, state="disable")
+    resets = res.get("t_resets", end)  # the re-disables after it are not this reaction's
+    disabled = [t for t in log_times(events, SET_MSG, interface=PF, state="disable") if t < resets]
     if downs:
         res["detect_ms"] = 1000 * (downs[0] - t0)
         cycle = cycle_at(calls, downs[0])
         res["detect_by"] = cycle["kind"] if cycle else "?"
     if len(disabled) >= n:
         res["react_ms"] = 1000 * (max(disabled) - t0)
-    sets = [c for c in calls if c["what"] == "set" and c.get("state") == "disable"]
+    sets = [
+        c
+        for c in calls
+        if c["what"] == "set" and c.get("state") == "disable" and c["start"] < resets
+    ]
     if sets:
         res["apply_ms"] = 1000 * sum(c["end"] - c["start"] for c in sets)
         res["apply_procs"] = sum(c["processes"] for c in sets)
@@ -738,6 +818,36 @@ def report(groups: List[Group], sample_ms: float, polling_ms: int) -> None:
             rows,
         )
 
+    extra = [g for g in order if g.redisable_ms or g.idle]
+    if extra:
+        print()
+        print(
+            "VF reset to auto while LACP is down -> disabled again (ms from the reset, 5 times at"
+            " random poll phases); idle CPU with LACP up (clock ticks per 20 s; on-CPU % of one"
+            " core from schedstat)."
+        )
+        table(
+            [
+                ("apply", 6),
+                ("wake", 7),
+                ("VFs", 3),
+                ("re-disabled", 22),
+                ("idle ticks/20 s", 15),
+                ("idle CPU %", 10),
+            ],
+            [
+                [
+                    g.apply,
+                    g.wake,
+                    str(g.vfs),
+                    fmt(g.redisable_ms),
+                    f"{g.idle['ticks_per_20s']:.1f}" if g.idle else "-",
+                    f"{g.idle['cpu_pct']:.2f}" if g.idle else "-",
+                ]
+                for g in extra
+            ],
+        )
+
     def medians(apply: str, n: int) -> List[float]:
         return [
             r["apply_ms"]
@@ -787,14 +897,18 @@ def print_timeline(group: Group, index: int, title: str) -> None:
 
 
 def plan(
-    vfs: Sequence[int], per_vf_vfs: Sequence[int], cycles_small: int, cycles: int
+    vfs: Sequence[int],
+    per_vf_vfs: Sequence[int],
+    cycles_small: int,
+    cycles: int,
+    idle_s: float = 0.0,
 ) -> List[Group]:
     smallest = min(vfs)
     groups = [Group("batch", True, smallest, 1, recover=False, warmup=True)]
     for n in vfs:
         count = cycles_small if n == smallest else cycles
-        hold = n == smallest
-        groups.append(Group("batch", True, n, count + hold, hold_defaulted=hold))
+        # every events group ends held down: a VF reset to auto then is disabled again
+        groups.append(Group("batch", True, n, count + 1, hold_defaulted=True, idle_s=idle_s))
         groups.append(Group("batch", False, n, count))
     # one ip per VF outlasts the DEFAULTED state (~3 s): after it recovery takes ~30 s
     groups += [Group("per-vf", True, n, 1, recover=False) for n in per_vf_vfs]
@@ -802,6 +916,46 @@ def plan(
         kind = "warmup" if g.warmup else f"{g.apply}-{g.wake}"
         g.name = f"{i:02d}-{kind}-{g.vfs}vf"
     return groups
+
+
+def idle_sweep(periods: Sequence[int], polling_ms: int, seconds: float, outdir: Path) -> int:
+    """Idle CPU of the relay (1 PF, 8 VFs, LACP up): with its defaults (period 0: link events
+    on, so no fast check), and with events off and a fast check every N ms."""
+    print(f"Idle CPU, polling {polling_ms} ms, 1 PF with 8 VFs, {seconds:g} s each:")
+    with tempfile.TemporaryDirectory(prefix="pfrelay-idle-") as tmp:
+        for period in [periods[0], *periods]:  # the first is a warm-up
+            gdir = Path(tmp) / f"fast-{period}-{time.monotonic_ns()}"
+            gdir.mkdir()
+            topo = klab.Topology()
+            relay = ServeRelay(
+                gdir,
+                gdir / "state" / "state.json",
+                interfaces=(PF,),
+                polling_interval=polling_ms,
+                # 0: the defaults (link events on: no fast check); N: events off, check every N ms
+                extra_args=(
+                    "--calls",
+                    str(gdir / "calls.jsonl"),
+                    *(["--events", "off", "--fast-check-ms", str(period)] if period else []),
+                ),
+            )
+            try:
+                relay.start()
+                klab.standard_topology(topo, num_vfs=8)
+                relay.wait_for_msg("lacp is up", timeout=60, interface=PF)
+                time.sleep(2.0)
+                assert relay.proc is not None
+                idle = idle_cpu(relay.proc.pid, seconds)
+            finally:
+                relay.stop()
+                topo.cleanup()
+            print(
+                f"  {f'events off, fast check {period} ms' if period else 'defaults (link events)':>32}:"
+                f" {idle['ticks_per_20s']:5.1f} ticks/20 s,"
+                f" on-CPU {idle['cpu_pct']:.2f} % of one core",
+                flush=True,
+            )
+    return 0
 
 
 def ints(text: str) -> List[int]:
@@ -816,6 +970,14 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--cycles", type=int, default=3, help="expiries, other VF counts")
     parser.add_argument("--polling-ms", type=int, default=1000)
     parser.add_argument("--sample-ms", type=float, default=10.0)
+    parser.add_argument("--idle-s", type=float, default=10.0, help="idle CPU sample, events")
+    parser.add_argument(
+        "--idle-sweep",
+        type=ints,
+        default=[],
+        help="only idle CPU, LACP up, for these fast-check periods (ms; 0: off), then exit",
+    )
+    parser.add_argument("--fast-check-ms", type=float, default=None, help="for the relay")
     parser.add_argument(
         "--outdir", type=Path, default=Path(os.environ.get("PFRELAY_KERNEL_OUTDIR", "/tmp"))
     )
@@ -824,7 +986,13 @@ def main(argv: Sequence[str]) -> int:
         print("reaction.py runs inside the kernel VM: bench/kernel/run.sh (as root)")
         return 2
     started = time.monotonic()
-    groups = plan(args.vfs, args.per_vf_vfs, max(args.cycles_small, 1), max(args.cycles, 1))
+    if args.fast_check_ms is not None:
+        RELAY_ARGS.extend(["--fast-check-ms", str(args.fast_check_ms)])
+    if args.idle_sweep:
+        return idle_sweep(args.idle_sweep, args.polling_ms, args.idle_s, args.outdir)
+    groups = plan(
+        args.vfs, args.per_vf_vfs, max(args.cycles_small, 1), max(args.cycles, 1), args.idle_s
+    )
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with tempfile.TemporaryDirectory(prefix="pfrelay-bench-") as tmp:
         for g in groups:
