@@ -66,6 +66,37 @@ def clean_env(**extra: str) -> Dict[str, str]:
     return env
 
 
+def run_once_on_a_full_tmpfs(
+    world: World, mnt: Path, *, lock_first: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``pfrelay run -i pf0 --once`` with its state directory on a full 8 KiB tmpfs at ``mnt``,
+    in a mount namespace of its own (root and unshare(1) needed; pytest.skip when mounting is
+    refused). ``lock_first``: the lock is written before the filler, so only the ledger lacks
+    space."""
+    import pytest
+
+    mnt.mkdir()
+    lock = f"echo 0 > {mnt}/lock && " if lock_first else ""
+    script = (
+        f"mount -t tmpfs -o size=8k,mode=0700 tmpfs {mnt} && {lock}"
+        f"(head -c 1M /dev/zero > {mnt}/filler 2>/dev/null; true) && "
+        f'exec "$@"'
+    )
+    argv = [*world.run_args("-i", "pf0", "--once")[1:]]
+    argv[argv.index("--state-file") + 1] = str(mnt / "state.json")
+    result = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", PFRELAY, *argv],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
+    if "mount" in result.stderr and "pfrelay" not in result.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    return result
+
+
 def proc_text(pf: str, up: bool) -> str:
     return (PROC_UP if up else PROC_DOWN).replace("pf0", pf)
 

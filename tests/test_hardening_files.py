@@ -27,6 +27,7 @@ from test_daemon_support import (
     World,
     assert_one_line_error,
     clean_env,
+    run_once_on_a_full_tmpfs,
 )
 
 from pfrelay import ledger, metrics, runtime, safefile
@@ -224,24 +225,7 @@ def test_f1_safefile_refuses_links_fifos_and_foreign_owners(tmp_path: Path) -> N
 def test_f2_full_disk_while_writing_the_lock_is_one_line(world: World) -> None:
     world.add_pf()
     mnt = world.root / "full"
-    mnt.mkdir()
-    script = (
-        f"mount -t tmpfs -o size=8k,mode=0700 tmpfs {mnt} && "
-        f"(head -c 1M /dev/zero > {mnt}/filler 2>/dev/null; true) && "
-        f'exec "$@"'
-    )
-    argv = [*world.run_args("-i", "pf0", "--once")[1:]]
-    argv[argv.index("--state-file") + 1] = str(mnt / "state.json")
-    result = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", PFRELAY, *argv],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=30,
-        check=False,
-    )
-    if "mount" in result.stderr and "pfrelay" not in result.stderr:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    result = run_once_on_a_full_tmpfs(world, mnt)
     line = assert_one_line_error(result, 2)
     assert "No space left on device" in line and f"free space in {mnt}" in line
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from test_daemon_support import PFRELAY, World, clean_env
+from test_daemon_support import World, run_once_on_a_full_tmpfs
 
 from pfrelay import runtime
 from pfrelay.status import service_dict
@@ -31,28 +30,9 @@ def world(tmp_path: Path) -> Iterator[World]:
 def test_run_once_with_a_full_state_directory_disables_and_exits_1(world: World) -> None:
     world.add_pf()
     world.set_lacp("bond0", "pf0", up=False)
-    mnt = world.root / "full"
-    mnt.mkdir()
-    # Two pages: one for the lock (written first), the other eaten by a filler: the relay can
-    # lock and beat, but the ledger's temp file gets no space.
-    script = (
-        f"mount -t tmpfs -o size=8k,mode=0700 tmpfs {mnt} && "
-        f"echo 0 > {mnt}/lock && "
-        f"(head -c 1M /dev/zero > {mnt}/filler 2>/dev/null; true) && "
-        f'exec "$@"'
-    )
-    argv = [*world.run_args("-i", "pf0", "--once")[1:]]
-    argv[argv.index("--state-file") + 1] = str(mnt / "state.json")
-    result = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", PFRELAY, *argv],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=60,
-        check=False,
-    )
-    if "mount" in result.stderr and "pfrelay" not in result.stderr:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    # The lock is written first, then a filler eats the rest: the relay can lock and beat,
+    # but the ledger's temp file gets no space.
+    result = run_once_on_a_full_tmpfs(world, world.root / "full", lock_first=True)
     assert result.returncode == 1, result.stderr
     assert world.vfs() == {n: "disable" for n in range(4)}  # the job comes first
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
