@@ -238,7 +238,15 @@ def test_steady_state_makes_no_ip_call_and_opens_two_paths(
         assert report.assessment.lacp is Lacp.UP
     monkeypatch.undo()
     assert world.ip.calls == []
-    assert opened == [str(world.host.procfs / "net/bonding/bond0")] * 5
+    # /proc and the bond's operstate (/proc does not show `ip link set bond0 down`, issue 12)
+    assert (
+        opened
+        == [
+            str(world.host.procfs / "net/bonding/bond0"),
+            str(world.host.sysfs / "class/net/bond0/operstate"),
+        ]
+        * 5
+    )
     assert links == [str(world.host.sysfs / "class/net/pf0/master")] * 5
     assert world.events() == []
     assert not world.state_file.exists()  # nothing to record, nothing written
@@ -265,6 +273,7 @@ def test_steady_state_unprivileged_reads_only_the_two_port_states(
             str(world.host.procfs / "net/bonding/bond0"),
             str(slave / "ad_actor_oper_port_state"),
             str(slave / "ad_partner_oper_port_state"),
+            str(world.host.sysfs / "class/net/bond0/operstate"),
         ]
     )
 
