@@ -7,7 +7,7 @@ ENGINE ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null
 VERSION  := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pfrelay/__init__.py)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: all venv demo test lint test-py39 kernel-test rpm rpm-check systemd-check deploy-check image-build bench clean
+.PHONY: all venv demo test lint test-py39 kernel-test soak rpm rpm-check systemd-check deploy-check image-build bench clean
 
 all: lint test
 
@@ -39,6 +39,15 @@ test-py39:
 ## End-to-end tests against a real kernel (bonding + netdevsim) in a QEMU VM.
 kernel-test: venv
 	bash tests/kernel/run.sh
+
+## Chaos soak on the real kernel (VM): a seeded random walk over real faults, invariants I1-I5
+## checked against the real VF states. The same SEED replays the same steps.
+SEED  ?= 1
+STEPS ?= 150
+soak: venv
+	PFRELAY_KERNEL_GUEST_SCRIPT=$(CURDIR)/tests/kernel/guest-python.sh \
+	PFRELAY_KERNEL_TIMEOUT=$${PFRELAY_KERNEL_TIMEOUT:-$$(( $(STEPS) * 15 + 600 ))} \
+	    bash tests/kernel/run.sh tests/kernel/soak.py --seed $(SEED) --steps $(STEPS)
 
 rpm:
 	bash packaging/rpm/build.sh
