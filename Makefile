@@ -42,12 +42,15 @@ kernel-test: venv
 
 ## Chaos soak on the real kernel (VM): a seeded random walk over real faults, invariants I1-I5
 ## checked against the real VF states. The same SEED replays the same steps.
+## SOAK_MINUTES stops drawing steps after that long (0: none).
 SEED  ?= 1
 STEPS ?= 150
+SOAK_MINUTES ?= 0
 soak: venv
 	PFRELAY_KERNEL_GUEST_SCRIPT=$(CURDIR)/tests/kernel/guest-python.sh \
 	PFRELAY_KERNEL_TIMEOUT=$${PFRELAY_KERNEL_TIMEOUT:-$$(( $(STEPS) * 15 + 600 ))} \
-	    bash tests/kernel/run.sh tests/kernel/soak.py --seed $(SEED) --steps $(STEPS)
+	    bash tests/kernel/run.sh tests/kernel/soak.py --seed $(SEED) --steps $(STEPS) \
+	    --minutes $(SOAK_MINUTES)
 
 rpm:
 	bash packaging/rpm/build.sh

@@ -452,3 +452,8 @@ def test_bond_admin_down_disables_vfs_though_the_slave_stays_63(
     assert not early, f"VFs {early} restored before LACP renegotiated after bond0 up"
     wait_sets(relay, "auto", relay_disabled(8))
     assert not [e for e in relay.events() if e.get("id") in HAND]
+    # after bond0 up the port resumes from its frozen 63/63 and the peer answers within a
+    # fast period: LACP stays up, and the VFs do not flap
+    time.sleep(SETTLE_S)
+    assert klab.vf_states("pf0") == expect_up(8)
+    assert sorted(e["id"] for e in sets(relay, "auto")) == relay_disabled(8)
