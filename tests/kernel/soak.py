@@ -146,7 +146,9 @@ def read_truth() -> Truth:
     if operstate != "up":
         return Truth(True, False, f"bond operstate {operstate}")
     state = klab.slave_state(PF)
-    return Truth(True, state.lacp_up, str(state))
+    # the README's rule: in service (klab's lacp_up) and neither side DEFAULTED or EXPIRED
+    stale = (state.actor or 0) & 0xC0 or (state.partner or 0) & 0xC0
+    return Truth(True, state.lacp_up and not stale, str(state))
 
 
 class Clocks:
