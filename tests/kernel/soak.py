@@ -664,14 +664,15 @@ class Soak:
 def fill(path: Path) -> None:
     """Write zeros into ``path`` until the file system is full (ENOSPC)."""
     chunk = b"\0" * 4096
-    with open(path, "wb") as handle:
-        try:
-            while True:
-                handle.write(chunk)
-                handle.flush()
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                raise
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while True:
+            os.write(fd, chunk)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+    finally:
+        os.close(fd)
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
