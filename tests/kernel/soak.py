@@ -231,9 +231,10 @@ class Soak:
             f'state_file = "{STATE_DIR / "state.json"}"\nlog_format = "json"\n'
         )
         with_hold = base + f"unmonitored_hold_ms = {HOLD_MS}\n"
-        self.config.write_text(with_hold)
         if not probe:
+            self.config.write_text(with_hold if self.hold_known else base)
             return self.hold_known
+        self.config.write_text(with_hold)
         proc = subprocess.run(
             [krelay.PFRELAY, "config", "show", "--config", str(self.config)],
             capture_output=True,
@@ -583,7 +584,11 @@ class Soak:
             expect = self.expectation(action)
             t_act = time.monotonic()
             seen = len(self.violations)
-            converged, summary = self.settle(t_act, expect)
+            try:
+                converged, summary = self.settle(t_act, expect)
+            except AssertionError as exc:  # the relay could not be started again
+                self.violate("I5", -2, f"cannot go on: {exc}")
+                break
             if converged is not None and len(self.violations) > seen:
                 # "converged" only because the violations were reported: not a convergence
                 print(
