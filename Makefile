@@ -8,7 +8,7 @@ ENGINE ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null
 VERSION  := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pfrelay/__init__.py)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: all venv demo test lint test-py39 test-lower-bounds lock footprint kernel-test rpm rpm-check systemd-check deploy-check alerts-check image-build bench clean
+.PHONY: all venv demo test lint test-py39 test-lower-bounds lock footprint kernel-test soak rpm rpm-check systemd-check deploy-check alerts-check image-build bench clean
 
 all: lint test
 
@@ -53,6 +53,18 @@ lock:
 ## End-to-end tests against a real kernel (bonding + netdevsim) in a QEMU VM.
 kernel-test: venv
 	bash tests/kernel/run.sh
+
+## Chaos soak on the real kernel (VM): a seeded random walk over real faults, invariants I1-I5
+## checked against the real VF states. The same SEED replays the same steps.
+## SOAK_MINUTES stops drawing steps after that long (0: none).
+SEED  ?= 1
+STEPS ?= 150
+SOAK_MINUTES ?= 0
+soak: venv
+	PFRELAY_KERNEL_GUEST_SCRIPT=$(CURDIR)/tests/kernel/guest-python.sh \
+	PFRELAY_KERNEL_TIMEOUT=$${PFRELAY_KERNEL_TIMEOUT:-$$(( $(STEPS) * 15 + 600 ))} \
+	    bash tests/kernel/run.sh tests/kernel/soak.py --seed $(SEED) --steps $(STEPS) \
+	    --minutes $(SOAK_MINUTES)
 
 rpm:
 	bash packaging/rpm/build.sh

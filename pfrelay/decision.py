@@ -74,6 +74,11 @@ def assess(facts: PfFacts, *, partner_requires_aggregation: bool = True) -> Asse
     if names[0] != pf:
         return unmonitored(f"bond {bond.name}'s slave is {names[0]}, not {pf}", bond)
     slave = bond.slaves[0]
+    down_because = bond_link_down(facts, bond)
+    if down_because:
+        return Assessment(
+            pf, True, Lacp.DOWN, down_because, bond, slave, slow_rate=bond.lacp_rate == "slow"
+        )
     verdict = port_verdict(
         slave.mii_up,
         slave.actor_state,
@@ -96,6 +101,31 @@ def assess(facts: PfFacts, *, partner_requires_aggregation: bool = True) -> Asse
             f"(bond {bond.name} has no aggregator yet, or the relay lacks CAP_NET_ADMIN)"
         )
     return Assessment(pf, True, verdict, reason, bond, slave, slow_rate=bond.lacp_rate == "slow")
+
+
+#: IFF_UP in ``/sys/class/net/<dev>/flags``: the interface is administratively up.
+IFF_UP = 0x1
+
+#: Bond operstates (RFC 2863, ``/sys/class/net/<bond>/operstate``) that mean no traffic flows.
+#: "unknown" is not among them: it says the driver does not report a state.
+_OPER_DOWN = frozenset({"down", "lowerlayerdown", "notpresent", "dormant", "testing"})
+
+
+def bond_link_down(facts: PfFacts, bond: Bond) -> Optional[str]:
+    """Why the bond itself is down (so LACP through it is down), or None.
+
+    The slave's port states cannot say it: ``ip link set <bond> down`` (bond_close()) stops
+    the 802.3ad and MII work, and the slave stays frozen at MII up, 63/63, while the switch
+    expires the port (6.12: /proc and ``bonding/mii_status`` keep saying "up" too; only the
+    bond's operstate and IFF_UP change). A value that could not be read changes nothing.
+    """
+    if facts.bond_flags is not None and not facts.bond_flags & IFF_UP:
+        return f"bond {bond.name} is administratively down"
+    if facts.bond_operstate in _OPER_DOWN:
+        return f"bond {bond.name} is {facts.bond_operstate} (operstate)"
+    if bond.mii_status == "down":
+        return f"bond {bond.name} MII status is down"
+    return None
 
 
 #: How long after a slave's MII status is first seen back up its port states are distrusted

@@ -51,6 +51,10 @@ class PfFacts:
     totalvfs: Optional[int] = None
     #: The bond's ifindex: a bond deleted and re-created between two polls has a new one.
     bond_ifindex: Optional[int] = None
+    #: The bond's own link: ``/sys/class/net/<bond>/operstate`` ("up", "down", ...) and its
+    #: ``flags`` (IFF_UP 0x1 = administratively up); None when not read or unreadable.
+    bond_operstate: Optional[str] = None
+    bond_flags: Optional[int] = None
 
 
 def read_text(path: StrPath, limit: int = READ_LIMIT) -> str:
@@ -184,6 +188,32 @@ def _bond_from(
     return bond, error
 
 
+def _hex(text: Optional[str]) -> Optional[int]:
+    """``0x1403`` (the kernel's ``flags`` format) as an int, else None."""
+    if text is None or not text.startswith("0x") or not 2 < len(text) <= 18:
+        return None
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None
+
+
+def read_bond_link(sysfs: StrPath, bond: str) -> Tuple[Optional[str], Optional[int]]:
+    """(operstate, flags) of the bond itself; None for what cannot be read.
+
+    ``ip link set <bond> down`` runs bond_close(), which stops the 802.3ad state machines and
+    the MII monitor: the slave then keeps reading MII up and 63/63 while the switch expires
+    the port, and /proc and ``bonding/mii_status`` still say "up" (seen on 6.12). Only the
+    bond's operstate ("down") and flags (IFF_UP cleared) tell. ``flags`` is read only when the
+    operstate reads something other than "up", so a healthy bond costs one small file more.
+    """
+    net = _net(sysfs, bond)
+    operstate = _optional(os.path.join(net, "operstate"))
+    if operstate is None or operstate == "up":
+        return operstate, None
+    return operstate, _hex(_optional(os.path.join(net, "flags")))
+
+
 def read_sriov(sysfs: StrPath, pf: str) -> Tuple[Optional[int], Optional[int], Optional[int]]:
     """(ifindex, sriov_numvfs, sriov_totalvfs); None for what cannot be read."""
     net = _net(sysfs, pf)
@@ -271,10 +301,24 @@ def read_pf(procfs: StrPath, sysfs: StrPath, pf: str, *, sriov: bool = True) -> 
     if kind != "bond":
         return PfFacts(pf, True, ifindex, master, kind, None, None, numvfs, totalvfs)
     bond, error = _bond_from(sysfs, master, text, error)
+    operstate, flags = read_bond_link(sysfs, master) if bond is not None else (None, None)
     # One more small read per poll: the only way to see a bond re-created between two polls
     # (issue 12 #11); read only at a DOWN verdict, a re-creation long ago looked new.
     bond_ifindex = read_ifindex(sysfs, master)
-    return PfFacts(pf, True, ifindex, master, kind, bond, error, numvfs, totalvfs, bond_ifindex)
+    return PfFacts(
+        pf,
+        True,
+        ifindex,
+        master,
+        kind,
+        bond,
+        error,
+        numvfs,
+        totalvfs,
+        bond_ifindex=bond_ifindex,
+        bond_operstate=operstate,
+        bond_flags=flags,
+    )
 
 
 def read_boot_id(procfs: StrPath) -> Optional[str]:

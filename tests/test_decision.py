@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import pytest
+from fakehost import load_fixture
 
-from pfrelay.bonding import Bond, Slave
+from pfrelay.bonding import Bond, Slave, parse_proc_bonding
 from pfrelay.decision import (
     STALE_PORT_STATE_S,
     Assessment,
@@ -180,3 +182,68 @@ def test_stale_hold_ends_when_the_pf_leaves_its_bond() -> None:
     _, loss = distrust_stale_ports(slave_at("down", 63, 63), None, 0.0)
     gone = assess(facts(bond=bond(mode="active-backup")))
     assert distrust_stale_ports(gone, loss, 0.1) == (gone, None)
+
+
+# --- the bond's own link (issue 12, finding 4) -----------------------------------------------
+
+
+def _captured_admin_down_bond() -> Bond:
+    """bond0 as /proc showed it 12 s after `ip link set bond0 down` on 6.12 (slave 63/63)."""
+    text = load_fixture("proc-net-bonding-bond0-admin-down-step3-+12s")
+    return parse_proc_bonding("bond0", text)
+
+
+@pytest.mark.parametrize(
+    ("operstate", "flags", "reason"),
+    [
+        ("down", 0x1402, "bond bond0 is administratively down"),  # the 6.12 capture
+        (None, 0x1402, "bond bond0 is administratively down"),
+        ("down", None, "bond bond0 is down (operstate)"),
+        ("lowerlayerdown", 0x1403, "bond bond0 is lowerlayerdown (operstate)"),
+        ("dormant", 0x1403, "bond bond0 is dormant (operstate)"),
+    ],
+)
+def test_bond_down_means_lacp_down_though_the_slave_reads_63(
+    operstate: Optional[str], flags: Optional[int], reason: str
+) -> None:
+    captured = _captured_admin_down_bond()
+    slave = captured.slaves[0]
+    assert (slave.mii_status, slave.actor_state, slave.partner_state) == ("up", 63, 63)
+    got = assess(facts(bond=captured, bond_operstate=operstate, bond_flags=flags))
+    assert (got.monitored, got.lacp, got.reason) == (True, Lacp.DOWN, reason)
+    assert got.bond == captured and got.slave == slave
+
+
+def test_bond_mii_down_means_lacp_down() -> None:
+    b = dataclasses.replace(bond(), mii_status="down")
+    got = assess(facts(bond=b))
+    assert (got.monitored, got.lacp, got.reason) == (
+        True,
+        Lacp.DOWN,
+        "bond bond0 MII status is down",
+    )
+
+
+@pytest.mark.parametrize(
+    ("operstate", "flags"),
+    [("up", None), ("up", 0x1403), (None, None), ("unknown", 0x1403), ("garbage", None)],
+)
+def test_bond_up_or_unreadable_keeps_the_port_verdict(
+    operstate: Optional[str], flags: Optional[int]
+) -> None:
+    got = assess(facts(bond=bond(), bond_operstate=operstate, bond_flags=flags))
+    assert (got.monitored, got.lacp, got.reason) == (True, Lacp.UP, None)
+
+
+def test_bond_state_does_not_matter_for_an_unmonitored_pf() -> None:
+    b = bond(mode="active-backup")
+    got = assess(facts(bond=b, bond_operstate="down", bond_flags=0x1402))
+    assert (got.monitored, got.lacp) == (False, Lacp.UNKNOWN)
+    assert got.reason == "bond bond0 mode is active-backup, not 802.3ad"
+
+
+def test_bond_admin_down_then_stale_distrust_sees_no_link_loss() -> None:
+    """The slave's MII never went down: the admin-down verdict is not mistaken for a loss."""
+    down = assess(facts(bond=_captured_admin_down_bond(), bond_operstate="down", bond_flags=0x1402))
+    held, loss = distrust_stale_ports(down, None, 0.0)
+    assert held is down and loss is None

@@ -9,10 +9,18 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
-from fakehost import FakeHost, healthy_pf, load_fixture, unprivileged
+from fakehost import FakeHost, healthy_pf, load_fixture, sysfs_capture, unprivileged
 
 from pfrelay.bonding import Bond, Slave, parse_proc_bonding
-from pfrelay.host import PfFacts, master_kind, read_bond, read_pf, read_sriov, read_text
+from pfrelay.host import (
+    PfFacts,
+    master_kind,
+    read_bond,
+    read_bond_link,
+    read_pf,
+    read_sriov,
+    read_text,
+)
 
 HEALTHY = "proc-net-bonding-bond0-802.3ad-lacp-up"
 PEER = "4e:0a:06:1c:16:6d"
@@ -431,6 +439,8 @@ def test_steady_state_poll_reads_the_master_link_and_proc_only(
     assert _relative(host, calls) == [
         ("readlink", "sys/class/net/pf0/master"),
         ("open", "proc/net/bonding/bond0"),
+        # the bond's own link: /proc does not show `ip link set bond0 down` (issue 12)
+        ("open", "sys/class/net/bond0/operstate"),
         ("open", "sys/class/net/bond0/ifindex"),  # a bond re-created between two polls
     ]
     assert got.bond is not None and got.bond.slaves[0].actor_state == 63
@@ -447,6 +457,7 @@ def test_full_read_adds_the_sriov_files(host: FakeHost, monkeypatch: pytest.Monk
         ("open", "sys/class/net/pf0/device/sriov_numvfs"),
         ("open", "sys/class/net/pf0/device/sriov_totalvfs"),
         ("open", "proc/net/bonding/bond0"),
+        ("open", "sys/class/net/bond0/operstate"),
         ("open", "sys/class/net/bond0/ifindex"),
     ]
 
@@ -463,6 +474,7 @@ def test_unprivileged_poll_adds_two_port_state_files(
         ("open", "proc/net/bonding/bond0"),
         ("open", "sys/class/net/pf0/bonding_slave/ad_actor_oper_port_state"),
         ("open", "sys/class/net/pf0/bonding_slave/ad_partner_oper_port_state"),
+        ("open", "sys/class/net/bond0/operstate"),
         ("open", "sys/class/net/bond0/ifindex"),
     ]
 
@@ -473,3 +485,59 @@ def test_bridge_poll_cost(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> No
     calls = _record(monkeypatch)
     facts(host, sriov=False)
     assert [name for name, _ in calls] == ["readlink", "open", "stat", "stat", "stat"]
+
+
+# --- the bond's own link (issue 12, finding 4: `ip link set bond0 down`) --------------------
+
+#: Captured on 6.12 (tests/fixtures/INDEX.*.bond-admin-down.tsv): the bond's operstate and flags,
+#: then the slave's bonding files and /proc, before and 12 s after `ip link set bond0 down`.
+ADMIN_DOWN = "admin-down-step3-+12s"
+BEFORE_DOWN = "802.3ad-before-admin-down"
+
+
+def captured_bond_host(host: FakeHost, label: str) -> None:
+    """pf0 in bond0 exactly as the kernel showed them at ``label`` (the bond-admin-down run)."""
+    host.add_pf("pf0", numvfs=4)
+    link = sysfs_capture(f"sysfs-bond0-pf0-link-files-{label}")
+    slave = sysfs_capture(f"sysfs-pf0-bonding_slave-{label}")
+    bond_files = sysfs_capture(f"sysfs-bond0-bonding-{label}")
+    host.add_bond(
+        "bond0",
+        ["pf0"],
+        load_fixture(f"proc-net-bonding-bond0-{label}"),
+        mii_status=bond_files["mii_status"],
+        slave_files={"pf0": {k: slave[k] for k in ("mii_status", "ad_actor_oper_port_state")}},
+    )
+    # sysfs_capture keys by file name: bond0's operstate/flags come first in the capture
+    text = load_fixture(f"sysfs-bond0-pf0-link-files-{label}")
+    bond_part = text.split("==> /sys/class/net/pf0/", 1)[0]
+    for name in ("operstate", "flags"):
+        value = bond_part.split(f"==> /sys/class/net/bond0/{name} <==\n", 1)[1].split("\n", 1)[0]
+        (host.net("bond0") / name).write_text(value + "\n")
+    assert link  # the capture parsed
+
+
+def test_admin_down_bond_is_read_from_its_operstate_and_flags(host: FakeHost) -> None:
+    captured_bond_host(host, ADMIN_DOWN)
+    got = facts(host)
+    # what the kernel shows: the slave frozen at MII up, 63/63; only the bond's link says down
+    assert got.bond is not None and got.bond.slaves[0].mii_status == "up"
+    assert (got.bond.slaves[0].actor_state, got.bond.slaves[0].partner_state) == (63, 63)
+    assert got.bond.mii_status == "up"
+    assert (got.bond_operstate, got.bond_flags) == ("down", 0x1402)
+
+
+def test_healthy_bond_costs_only_its_operstate(host: FakeHost) -> None:
+    captured_bond_host(host, BEFORE_DOWN)
+    got = facts(host)
+    assert (got.bond_operstate, got.bond_flags) == ("up", None)  # flags not read when up
+
+
+def test_bond_link_files_missing_or_garbled_are_unknown(host: FakeHost) -> None:
+    healthy_pf(host)
+    assert (facts(host).bond_operstate, facts(host).bond_flags) == (None, None)
+    (host.net("bond0") / "operstate").write_text("down\n")
+    for garbage in ("1402", "0x", "0xzz", "0x" + "f" * 20, ""):
+        (host.net("bond0") / "flags").write_text(garbage + "\n")
+        assert facts(host).bond_flags is None, garbage
+    assert read_bond_link(str(host.sysfs), "bond9") == (None, None)

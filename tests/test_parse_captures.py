@@ -27,6 +27,9 @@ ZERO = "00:00:00:00:00:00"  # partner lost (DEFAULTED)
 IGB_PEER = "52:54:00:12:34:57"
 IGB_OURS = "52:54:00:12:34:56"
 LAGP_PEER = "32:f6:12:38:46:e6"
+#: the bond-admin-down run (INDEX.*.bond-admin-down.tsv): two topologies, two pairs of MACs
+AD_OURS, AD_PEER = "02:71:fd:9d:fb:f4", "3e:2a:ad:f5:bd:17"
+AD2_OURS, AD2_PEER = "0e:96:bd:cf:3b:c5", "b6:42:33:4b:68:50"
 NOT_BONDING = "cat: No such file or directory"  # `cat` of a bond that was gone
 
 SlaveRow = Tuple[str, Optional[str], Optional[int], Optional[int], Optional[int], Optional[str]]
@@ -144,6 +147,21 @@ EXPECTED: Dict[str, Union[Row, str]] = {
     'slow-peer-stops-sending/snap-03-unblocked-+115.87s': ('802.3ad', 'slow', 'up', 1, ZERO, [('lagp0', 'up', 1, 13, 13, LAGP_PEER)]),
     'slow-peer-stops-sending/snap-04-unblocked-+116.08s': ('802.3ad', 'slow', 'up', 1, LAGP_PEER, [('lagp0', 'up', 1, 61, 13, LAGP_PEER)]),
     'slow-peer-stops-sending/snap-05-unblocked-+116.31s': ('802.3ad', 'slow', 'up', 1, LAGP_PEER, [('lagp0', 'up', 1, 61, 61, LAGP_PEER)]),
+    # `ip link set bond0 down`: our slave frozen at MII up, 63/63; the peer expires us (79/0)
+    'bond0-802.3ad-before-admin-down': ('802.3ad', 'fast', 'up', 1, AD_PEER, [('pf0', 'up', 1, 63, 63, AD_PEER)]),
+    'bond0-admin-down-step1-+0.5s': ('802.3ad', 'fast', 'up', 1, AD_PEER, [('pf0', 'up', 1, 63, 63, AD_PEER)]),
+    'bond0-admin-down-step2-peer-expired-+10.5s': ('802.3ad', 'fast', 'up', 1, AD_PEER, [('pf0', 'up', 1, 63, 63, AD_PEER)]),
+    'bond0-admin-down-step3-+12s': ('802.3ad', 'fast', 'up', 1, AD_PEER, [('pf0', 'up', 1, 63, 63, AD_PEER)]),
+    'bond0-admin-up-step1-+0.3s': ('802.3ad', 'fast', 'up', 1, AD_PEER, [('pf0', 'up', 1, 63, 63, AD_PEER)]),
+    'bond0-admin-up-step2-lacp-up-+9.9s': ('802.3ad', 'fast', 'up', 1, AD_PEER, [('pf0', 'up', 1, 63, 63, AD_PEER)]),
+    'bond0-admin-down-peer-blocked-+8s': ('802.3ad', 'fast', 'up', 1, AD2_PEER, [('pf0', 'up', 1, 63, 63, AD2_PEER)]),
+    'swbond-peer-802.3ad-before-admin-down': ('802.3ad', 'fast', 'up', 1, AD_OURS, [('swp0', 'up', 1, 63, 63, AD_OURS)]),
+    'swbond-peer-admin-down-step1-+0.5s': ('802.3ad', 'fast', 'up', 1, ZERO, [('swp0', 'up', 1, 79, 0, ZERO)]),
+    'swbond-peer-admin-down-step2-peer-expired-+10.5s': ('802.3ad', 'fast', 'up', 1, ZERO, [('swp0', 'up', 1, 79, 0, ZERO)]),
+    'swbond-peer-admin-down-step3-+12s': ('802.3ad', 'fast', 'up', 1, ZERO, [('swp0', 'up', 1, 79, 0, ZERO)]),
+    'swbond-peer-admin-up-step1-+0.3s': ('802.3ad', 'fast', 'up', 1, AD_OURS, [('swp0', 'up', 1, 63, 63, AD_OURS)]),
+    'swbond-peer-admin-up-step2-lacp-up-+9.9s': ('802.3ad', 'fast', 'up', 1, AD_OURS, [('swp0', 'up', 1, 63, 63, AD_OURS)]),
+    'swbond-peer-admin-down-peer-blocked-+8s': ('802.3ad', 'fast', 'up', 1, ZERO, [('swp0', 'up', 1, 79, 0, ZERO)]),
 }
 SYNTHETIC: Dict[str, Row] = {
     "proc-net-bonding-SYNTHETIC-rhel5-2.6.18-802.3ad": (

@@ -238,10 +238,13 @@ def test_steady_state_makes_no_ip_call_and_opens_three_paths(
         assert report.assessment.lacp is Lacp.UP
     monkeypatch.undo()
     assert world.ip.calls == []
+    # /proc, the bond's operstate (/proc does not show `ip link set bond0 down`, issue 12)
+    # and its ifindex (a bond re-created between two polls)
     assert (
         opened
         == [
             str(world.host.procfs / "net/bonding/bond0"),
+            str(world.host.sysfs / "class/net/bond0/operstate"),
             str(world.host.sysfs / "class/net/bond0/ifindex"),  # a bond re-created between polls
         ]
         * 5
@@ -272,6 +275,7 @@ def test_steady_state_unprivileged_reads_only_the_two_port_states(
             str(world.host.procfs / "net/bonding/bond0"),
             str(slave / "ad_actor_oper_port_state"),
             str(slave / "ad_partner_oper_port_state"),
+            str(world.host.sysfs / "class/net/bond0/operstate"),
             str(world.host.sysfs / "class/net/bond0/ifindex"),
         ]
     )

@@ -413,3 +413,47 @@ def test_slow_lacp_rate_is_monitored_with_a_warning(topo: klab.Topology, start_r
     assert klab.vf_states("pf0") == {vf: "auto" for vf in range(8)}
     entry = krelay.status_of(relay.status("pf0"), "pf0")
     assert entry["monitored"] is True and entry["lacp"] == "up", entry
+
+
+# --- extra: the PF's own bond set administratively down (issue 12, finding 4) ----------------
+
+
+def test_bond_admin_down_disables_vfs_though_the_slave_stays_63(
+    standard: klab.Port, topo: klab.Topology, start_relay, figures
+) -> None:
+    """`ip link set bond0 down` freezes the slave at MII up, 63/63 (bond_close() stops the
+    802.3ad and MII work) while the switch expires the port: only the bond's operstate and
+    IFF_UP say it. The relay must call that LACP down, and restore once the bond is up and
+    LACP has renegotiated."""
+    klab.set_vf_states("pf0", HAND)
+    relay = ready_relay(start_relay, figures)
+
+    t_down = time.monotonic()
+    klab.ip("link", "set", "dev", "bond0", "down")
+    t_vfs = klab.wait_vf_states(expect_down(8), timeout=POLL_S + MARGIN_S)
+    figures.record("8 VFs: bond0 admin down -> all VFs disable", t_vfs - t_down)
+    state = klab.slave_state("pf0")
+    assert (state.mii, state.actor, state.partner) == ("up", 63, 63), state  # the kernel fact
+    assert klab.read_text(klab.SYS_NET / "bond0" / "operstate") == "down"
+    relay.wait_for_msg("lacp is down", interface="pf0", timeout=5)
+    entry = krelay.status_of(relay.status("pf0"), "pf0")
+    assert entry["monitored"] is True and entry["lacp"] == "down", entry
+    assert entry["reason"] == "bond bond0 is administratively down", entry
+
+    with klab.VfWatch("pf0") as watch:
+        t_up = time.monotonic()
+        klab.ip("link", "set", "dev", "bond0", "up")
+        t_lacp = klab.wait_lacp("pf0", up=True, timeout=RECOVER_S)
+        t_vfs = watch.wait(expect_up(8), timeout=POLL_S + MARGIN_S)
+    figures.record("bond0 admin up -> kernel LACP up", t_lacp - t_up)
+    figures.record("8 VFs: kernel up -> all VFs restored", t_vfs - t_lacp)
+    # the frozen 63/63 of the down bond must not restore the VFs before LACP renegotiated
+    early = [vf for vf in relay_disabled(8) if watch.seen(vf, "auto", 0, t_lacp - 0.1)]
+    assert not early, f"VFs {early} restored before LACP renegotiated after bond0 up"
+    wait_sets(relay, "auto", relay_disabled(8))
+    assert not [e for e in relay.events() if e.get("id") in HAND]
+    # after bond0 up the port resumes from its frozen 63/63 and the peer answers within a
+    # fast period: LACP stays up, and the VFs do not flap
+    time.sleep(SETTLE_S)
+    assert klab.vf_states("pf0") == expect_up(8)
+    assert sorted(e["id"] for e in sets(relay, "auto")) == relay_disabled(8)
