@@ -3,7 +3,7 @@
 A model host (two PFs with VFs, bonds from the real 6.12 captures, an in-process ``ip`` that
 can fail, time out after applying, lie, or be killed mid-change) and a real ``Relay`` are driven
 through random sequences of LACP down/up, carrier loss, bonds deleted, re-created, changed to
-active-backup or given a second slave, PFs renamed or removed, VFs re-created (also with the
+active-backup, given a second slave or set administratively down, PFs renamed or removed, VFs re-created (also with the
 same count), operator VF changes, ledger faults (unwritable, corrupt), relay restarts and kills,
 with slow and fast polling. After every step the relay runs one cycle and the invariants are
 checked against the model's truth:
@@ -88,6 +88,7 @@ class ModelPf:
         self.mode = "802.3ad"
         self.second_slave = False
         self.lacp = "up"  # up, down, carrier, negotiating
+        self.admin_down = False  # ip link set <bond> down: the slave's states freeze
         #: When the bond (re)appeared or the PF became monitored: the negotiation grace.
         self.bond_since = 0.0
         self.virtfn = 0  # generation of the VF set (re-creation)
@@ -101,7 +102,7 @@ class ModelPf:
         )
 
     def lacp_down(self) -> bool:
-        return self.lacp in ("down", "carrier", "negotiating")
+        return self.admin_down or self.lacp in ("down", "carrier", "negotiating")
 
 
 class OwnershipMachine(RuleBasedStateMachine):
@@ -211,7 +212,10 @@ class OwnershipMachine(RuleBasedStateMachine):
                 pf.lacp
             ].replace("pf0", pf.name)
         self.host.set_proc(pf.bond, text)
-        bonding = self.host.net(pf.bond) / "bonding"
+        net = self.host.net(pf.bond)
+        (net / "operstate").write_text("down\n" if pf.admin_down else "up\n")
+        (net / "flags").write_text("0x1402\n" if pf.admin_down else "0x1403\n")
+        bonding = net / "bonding"
         (bonding / "mode").write_text(
             "802.3ad 4\n" if pf.mode == "802.3ad" else "active-backup 1\n"
         )
@@ -241,7 +245,7 @@ class OwnershipMachine(RuleBasedStateMachine):
         pf.bond = f"bond{pf.ifindex}"
         pf.bond_ifindex = self.next_index
         self.next_index += 1
-        pf.mode, pf.second_slave, pf.lacp = "802.3ad", False, lacp
+        pf.mode, pf.second_slave, pf.lacp, pf.admin_down = "802.3ad", False, lacp, False
         pf.bond_since = self.now
         self.host.add_bond(pf.bond, [pf.name], None, ifindex=pf.bond_ifindex)
         self.write_pf(pf)
@@ -403,6 +407,17 @@ class OwnershipMachine(RuleBasedStateMachine):
         pf = self.pick(i)
         self.delete_bond(pf)
         self.create_bond(pf, lacp)
+        self.cycle()
+
+    @rule(i=pf_index, up=st.booleans(), dt=dts)
+    def bond_admin(self, i: int, up: bool, dt: float) -> None:
+        """``ip link set bond down``/``up``: /proc keeps the frozen 63/63; only the bond's
+        operstate and IFF_UP tell (seen on 6.12)."""
+        self.advance(dt)
+        pf = self.pick(i)
+        if pf.bond is not None:
+            pf.admin_down = not up
+            self.write_pf(pf)
         self.cycle()
 
     @rule(i=pf_index, mode=st.sampled_from(["802.3ad", "active-backup"]), dt=dts)
