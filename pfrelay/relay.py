@@ -611,7 +611,9 @@ class Relay:
         if lacp is Lacp.UP:
             self.log.info("lacp is up", **fields)
         elif lacp is Lacp.DOWN:
-            self.log.warning("lacp is down", **fields)
+            # Why, when the port states alone do not say it (the bond set down, stale states).
+            extra = {"reason": now.reason} if now.reason else {}
+            self.log.warning("lacp is down", **fields, **extra)
         else:
             self.log.warning("lacp state is unknown", reason=now.reason, **fields)
 

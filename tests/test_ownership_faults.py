@@ -407,3 +407,16 @@ def test_the_hold_follows_the_pf_through_renames(world: World) -> None:
         assert world.vfs() == expected_vfs(down=True)
     world.cycle()
     assert world.vfs() == expected_vfs(down=False)  # HOLD_S after it left its bond
+
+
+def test_a_bond_set_down_says_why_lacp_is_down(world: World) -> None:
+    """The slave still reads MII up and 63/63 (6.12): the log line must say what the relay saw."""
+    world.cycle()
+    (world.host.net("bond0") / "operstate").write_text("down\n")
+    (world.host.net("bond0") / "flags").write_text("0x1402\n")
+    (report,) = world.cycle()
+    assert report.assessment.lacp is Lacp.DOWN
+    (line,) = with_msg(world.events(), "lacp is down")
+    assert line["reason"] == "bond bond0 is administratively down"
+    assert (line["actor_state"], line["partner_state"]) == (63, 63)
+    assert world.vfs() == expected_vfs(down=True)
