@@ -104,6 +104,8 @@ class _PfMemory:
     retries: Dict[int, _Retry] = dataclasses.field(default_factory=dict)
     #: When port states believed after a link loss were already current (``_stale_ports``).
     up_evidence_since: Optional[float] = None
+    #: When the PF was last read (``recheck_at`` asks for one read after a link loss, once).
+    read_at: Optional[float] = None
 
 
 class Relay:
@@ -349,12 +351,17 @@ class Relay:
         once a read a state-machine tick later shows them unchanged; waiting a whole poll for
         that read would hold the VFs one poll longer (5 s polling: 5 s).
         """
-        losses = [self.memory[pf].link_loss for pf in self.pf_names() if pf in self.memory]
-        times = [
-            loss.back_since + STALE_PORT_STATE_S
-            for loss in losses
-            if loss is not None and loss.back_since is not None
-        ]
+        times = []
+        for pf in self.pf_names():
+            memory = self.memory.get(pf)
+            loss = memory.link_loss if memory is not None else None
+            if memory is None or loss is None or loss.back_since is None:
+                continue
+            due = loss.back_since + STALE_PORT_STATE_S
+            # Read at or after that moment already (and still held: the host could not be
+            # read): the next poll reads it again, not a busy loop.
+            if memory.read_at is None or memory.read_at < due:
+                times.append(due)
         return min(times) if times else None
 
     def _follow_pfs(self) -> None:
@@ -417,6 +424,7 @@ class Relay:
                 lacp=Lacp.UNKNOWN,
                 reason="not configured (nor discovered); the relay disabled vfs on it",
             )
+        self.memory.setdefault(pf, _PfMemory()).read_at = self.clock()
         assessment = self._negotiation_grace(pf, assessment, facts.bond_ifindex)
         assessment = self._stale_ports(pf, assessment)
         self._log_transitions(pf, assessment)

@@ -420,3 +420,29 @@ def test_a_bond_set_down_says_why_lacp_is_down(world: World) -> None:
     assert line["reason"] == "bond bond0 is administratively down"
     assert (line["actor_state"], line["partner_state"]) == (63, 63)
     assert world.vfs() == expected_vfs(down=True)
+
+
+def test_a_recheck_that_cannot_read_the_host_asks_for_no_other(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a link loss the re-read is asked for once: if the host cannot be read then, the
+    daemon must not spin on a moment that is already past."""
+    down(world)
+    world.set_proc(CARRIER_LOST)
+    world.cycle()
+    world.lacp(True)
+    world.cycle()
+    due = world.relay.recheck_at()
+    assert due == world.now + STALE_PORT_STATE_S
+    real = os.readlink
+
+    def eio(path: Any, *a: Any, **k: Any) -> str:
+        if str(path).endswith("pf0/master"):
+            raise OSError(5, "Input/output error")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(os, "readlink", eio)
+    world.now = due
+    (report,) = world.relay.cycle()
+    assert report.assessment.unreadable  # the loss is kept: nothing proves it is over
+    assert world.relay.recheck_at() is None  # read at the due moment: the next poll it is
