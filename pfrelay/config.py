@@ -421,21 +421,20 @@ def _check_patterns(name: str, value: object, origin: str) -> Tuple[str, ...]:
 def _from_text(name: str, text: str, origin: str) -> object:
     """An environment (or untyped flag) string for ``name``, parsed and checked."""
     kind = _SPECS[name].kind
-    if kind == "names":
+    if kind in ("names", "patterns"):
         items = [item.strip() for item in text.split(",")]
         if "" in items:
-            raise ConfigError(
-                f"interfaces: empty entry in {_quote(text)} (from {origin}); separate interface "
-                'names with single commas, e.g. "ens1f0np0,ens1f1np1"'
+            what, example = (
+                ("interface names", "ens1f0np0,ens1f1np1")
+                if kind == "names"
+                else ("patterns", "ens*,enp*")
             )
-        return _check_names(items, origin)
-    if kind == "patterns":
-        items = [item.strip() for item in text.split(",")]
-        if "" in items:
             raise ConfigError(
-                f"{name}: empty entry in {_quote(text)} (from {origin}); separate patterns "
-                'with single commas, e.g. "ens*,enp*"'
+                f"{name}: empty entry in {_quote(text)} (from {origin}); separate {what} "
+                f'with single commas, e.g. "{example}"'
             )
+        if kind == "names":
+            return _check_names(items, origin)
         return _check_patterns(name, items, origin)
     if kind == "int":
         # The length check first: int() of more than 4300 digits is a ValueError (and of
