@@ -205,8 +205,18 @@ class Soak:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         if not os.path.ismount(STATE_DIR):
             klab.run(
-                ["mount", "-t", "tmpfs", "-o", f"size={STATE_FS_SIZE}", "pfsoak", str(STATE_DIR)]
+                [
+                    "mount",
+                    "-t",
+                    "tmpfs",
+                    # 0700 as systemd's RuntimeDirectory: root refuses one others may write to
+                    "-o",
+                    f"size={STATE_FS_SIZE},mode=0700",
+                    "pfsoak",
+                    str(STATE_DIR),
+                ]
             )
+        STATE_DIR.chmod(0o700)
         self.topo = klab.Topology()
         klab.standard_topology(self.topo, num_vfs=self.model.numvfs)
         self.config = self.work / "config.toml"
