@@ -473,6 +473,9 @@ class Soak:
                 self.clocks.raw_since,
                 self.clocks.relay_ready,
                 self.run_freed_at,
+                # A bond that just became monitorable is down only once its negotiation grace
+                # is over: the write-ahead ledger then names VFs still auto for one ip call.
+                self.clocks.grace_until,
             )
             + self.margin
         )
