@@ -13,27 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from fakehost import FakeHost, healthy_pf
 from fakeip import write_script
-
-
-def timed(cmd: list, runs: int, env: dict) -> tuple:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False
-        )
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000, min(times) * 1000
+from timing import timed
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import builtins
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fakehost import FakeHost, healthy_pf
 from fakeip import FakeIp
+from timing import machine_line, scratch_base
 
 from pfrelay.config import Config
 from pfrelay.log import EventLog
@@ -84,12 +84,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200 cycles (for CI logs)")
     args = parser.parse_args()
     cycles = 200 if args.quick else args.cycles
-    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    print(
-        f"steady-state cycle, {cycles} cycles; Python {platform.python_version()}, "
-        f"{platform.machine()}, {os.cpu_count()} CPUs, tree in {base or tempfile.gettempdir()}"
-    )
-    with tempfile.TemporaryDirectory(dir=base) as tmp:
+    print(machine_line(f"steady-state cycle, {cycles} cycles"))
+    with tempfile.TemporaryDirectory(dir=scratch_base()) as tmp:
         for pfs in (1, 8, 32):
             bench(pfs, cycles, Path(tmp))
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import builtins
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fakehost import FakeHost, healthy_pf
 from fakeip import FakeIp
+from timing import machine_line, scratch_base
 
 from pfrelay import discovery
 from pfrelay.config import Config
@@ -118,12 +118,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200 rounds (for CI logs)")
     args = parser.parse_args()
     rounds = 200 if args.quick else args.rounds
-    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    print(
-        f"discovery vs steady-state cycle, {rounds} rounds; Python {platform.python_version()}, "
-        f"{platform.machine()}, {os.cpu_count()} CPUs, tree in {base or tempfile.gettempdir()}"
-    )
-    with tempfile.TemporaryDirectory(dir=base) as tmp:
+    print(machine_line(f"discovery vs steady-state cycle, {rounds} rounds"))
+    with tempfile.TemporaryDirectory(dir=scratch_base()) as tmp:
         for pfs in (8, 32):
             bench(pfs, rounds, Path(tmp))
 

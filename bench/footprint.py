@@ -28,8 +28,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("tomli_w", "rich", "pydantic", "pydantic_core", "pygments", "markdown_it", "shellingham")
@@ -42,17 +43,6 @@ def du(path: Path) -> int:
         for name in files:
             total += os.lstat(os.path.join(dirpath, name)).st_size
     return total
-
-
-def timed(cmd: list, runs: int, env: dict) -> tuple:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False
-        )
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000, min(times) * 1000
 
 
 def main() -> None:

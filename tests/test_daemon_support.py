@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+import pytest
 from fakehost import FakeHost, healthy_pf, timeline_snapshots
 from fakeip import write_script
 
@@ -54,6 +55,10 @@ PROC_DOWN = next(text for name, text in _SNAPSHOTS.items() if name.startswith("s
 Record = Dict[str, Any]
 
 
+#: Tests of attacks and of what only root may do (mounts, namespaces, setuid) run as root only.
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (the attacks are root's)")
+
+
 def clean_env(**extra: str) -> Dict[str, str]:
     """This environment without systemd's and the relay's own variables, plus ``extra``."""
     env = {
@@ -73,8 +78,6 @@ def run_once_on_a_full_tmpfs(
     in a mount namespace of its own (root and unshare(1) needed; pytest.skip when mounting is
     refused). ``lock_first``: the lock is written before the filler, so only the ledger lacks
     space."""
-    import pytest
-
     mnt.mkdir()
     lock = f"echo 0 > {mnt}/lock && " if lock_first else ""
     script = (

@@ -27,12 +27,11 @@ from test_daemon_support import (
     World,
     assert_one_line_error,
     clean_env,
+    root_only,
     run_once_on_a_full_tmpfs,
 )
 
 from pfrelay import ledger, metrics, runtime, safefile
-
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (the attacks are root's)")
 
 
 @pytest.fixture

@@ -22,13 +22,12 @@ from test_daemon_support import (
     PFRELAY,
     World,
     clean_env,
+    root_only,
     wait_until,
 )
 
 from pfrelay import children
 from pfrelay.iproute import ROOT_IP_PATHS, IpError, resolve_binary
-
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (the attacks are root's)")
 
 
 @pytest.fixture
