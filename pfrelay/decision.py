@@ -33,6 +33,8 @@ class Assessment:
     #: Not monitored because the host could not be read (EACCES, EIO, a garbled file), not
     #: because of how the PF is set up: says nothing about whether the PF left its bond.
     unreadable: bool = False
+    #: DOWN because the bond itself is down (``bond_link_down``), whatever the port states say.
+    bond_down: bool = False
 
 
 def assess(facts: PfFacts, *, partner_requires_aggregation: bool = True) -> Assessment:
@@ -77,7 +79,14 @@ def assess(facts: PfFacts, *, partner_requires_aggregation: bool = True) -> Asse
     down_because = bond_link_down(facts, bond)
     if down_because:
         return Assessment(
-            pf, True, Lacp.DOWN, down_because, bond, slave, slow_rate=bond.lacp_rate == "slow"
+            pf,
+            True,
+            Lacp.DOWN,
+            down_because,
+            bond,
+            slave,
+            slow_rate=bond.lacp_rate == "slow",
+            bond_down=True,
         )
     verdict = port_verdict(
         slave.mii_up,
@@ -138,14 +147,27 @@ def bond_link_down(facts: PfFacts, bond: Bond) -> Optional[str]:
 #: the relay reads the PF again at that moment (``Relay.recheck_at``), not a poll later.
 STALE_PORT_STATE_S = 0.5
 
+#: The same, after the bond itself was down (``ip link set <bond> down``): bond_close() stops
+#: the 802.3ad work, so the slave keeps 63/63 through the outage while the switch expires the
+#: port. bond_open() resumes the state machines without re-initialising the port, so the stale
+#: 63/63 stays until the partner answers the first LACPDU sent after the bond came up: up to
+#: one fast periodic time (1 s) later. 6.12 (kernel lab, bond down 4 s): 63/63 for ~190 ms after
+#: `ip link set bond0 up`, then partner 143 (expired, not collecting), then 63/63 again ~0.5 s
+#: later; believing the first 63/63 restored the VFs and disabled them again 60 ms later.
+STALE_AFTER_BOND_DOWN_S = 1.0 + STALE_PORT_STATE_S
+
 
 @dataclasses.dataclass(frozen=True)
 class LinkLoss:
-    """What a slave's port states read while its MII status was down, and when MII came back."""
+    """What a slave's port states read while its link was down, and when it came back."""
 
     actor: Optional[int]
     partner: Optional[int]
-    back_since: Optional[float] = None  #: when MII was first seen up again (clock seconds)
+    back_since: Optional[float] = None  #: when the link was first seen up again (clock seconds)
+    #: How long after ``back_since`` unchanged port states are still distrusted (seconds).
+    window: float = STALE_PORT_STATE_S
+    #: What went down, for the log: "its link" (carrier) or "bond <name>".
+    what: str = "its link"
 
 
 def distrust_stale_ports(
@@ -157,11 +179,13 @@ def distrust_stale_ports(
     returns the slave reads MII up with the old 63/63 - LACP "up" by the rule - before the port
     re-initialises and renegotiates (~2.4 s with lacp_rate fast). Acting on that moment would
     restore the VFs and disable them again 60 ms later. So while the MII status is back up,
-    the port states equal those seen during the loss and less than ``STALE_PORT_STATE_S`` has
+    the port states equal those seen during the loss and less than the loss's ``window`` has
     passed, an UP verdict counts as DOWN. Any change of the port states ends the distrust (the
-    port re-initialised), and so does a read ``STALE_PORT_STATE_S`` after MII was first seen up
-    that still shows them (the port re-initialises within a tick: it had renegotiated before).
-    Returns the assessment to act on and the ``loss`` to pass to the next call.
+    port re-initialised), and so does a read ``window`` after the link was first seen up that
+    still shows them (the port would have changed by then: it had renegotiated before).
+    A bond that was itself down (``Assessment.bond_down``) is a link loss too, with the longer
+    ``STALE_AFTER_BOND_DOWN_S`` window. Returns the assessment to act on and the ``loss`` to
+    pass to the next call.
     """
     slave = now.slave
     if now.unreadable:
@@ -171,16 +195,18 @@ def distrust_stale_ports(
     states = (slave.actor_state, slave.partner_state)
     if slave.mii_up is False:
         return now, LinkLoss(*states)
+    if now.bond_down and now.bond is not None:
+        return now, LinkLoss(*states, window=STALE_AFTER_BOND_DOWN_S, what=f"bond {now.bond.name}")
     if slave.mii_up is None or loss is None or states != (loss.actor, loss.partner):
         return now, None
     back_since = at if loss.back_since is None else loss.back_since
-    if at - back_since >= STALE_PORT_STATE_S:
+    if at - back_since >= loss.window:
         return now, None
     held = dataclasses.replace(loss, back_since=back_since)
     if now.lacp is not Lacp.UP:
         return now, held
     reason = (
-        f"the port states of {now.interface} are those from before its link went down; "
+        f"the port states of {now.interface} are those from before {loss.what} went down; "
         "waiting for LACP to renegotiate"
     )
     return dataclasses.replace(now, lacp=Lacp.DOWN, reason=reason), held

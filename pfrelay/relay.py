@@ -32,7 +32,7 @@ from typing import (
 from pfrelay import ledger as ledgers
 from pfrelay import ownership, safefile
 from pfrelay.config import Config
-from pfrelay.decision import STALE_PORT_STATE_S, Assessment, LinkLoss, assess, distrust_stale_ports
+from pfrelay.decision import Assessment, LinkLoss, assess, distrust_stale_ports
 from pfrelay.host import (
     PfFacts,
     ifindex_names,
@@ -357,7 +357,7 @@ class Relay:
             loss = memory.link_loss if memory is not None else None
             if memory is None or loss is None or loss.back_since is None:
                 continue
-            due = loss.back_since + STALE_PORT_STATE_S
+            due = loss.back_since + loss.window
             # Read at or after that moment already (and still held: the host could not be
             # read): the next poll reads it again, not a busy loop.
             if memory.read_at is None or memory.read_at < due:

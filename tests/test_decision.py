@@ -10,6 +10,7 @@ from fakehost import load_fixture
 
 from pfrelay.bonding import Bond, Slave, parse_proc_bonding
 from pfrelay.decision import (
+    STALE_AFTER_BOND_DOWN_S,
     STALE_PORT_STATE_S,
     Assessment,
     LinkLoss,
@@ -242,8 +243,63 @@ def test_bond_state_does_not_matter_for_an_unmonitored_pf() -> None:
     assert got.reason == "bond bond0 mode is active-backup, not 802.3ad"
 
 
-def test_bond_admin_down_then_stale_distrust_sees_no_link_loss() -> None:
-    """The slave's MII never went down: the admin-down verdict is not mistaken for a loss."""
-    down = assess(facts(bond=_captured_admin_down_bond(), bond_operstate="down", bond_flags=0x1402))
-    held, loss = distrust_stale_ports(down, None, 0.0)
-    assert held is down and loss is None
+def bond_at(up: bool, actor: int, partner: int) -> Assessment:
+    """pf0 (MII up throughout) in bond0, which is up or set down (flags 0x1402)."""
+    b = bond(slaves=(Slave("pf0", "up", 1, actor, partner),))
+    if up:
+        return assess(facts(bond=b, bond_operstate="up", bond_flags=0x1403))
+    return assess(facts(bond=b, bond_operstate="down", bond_flags=0x1402))
+
+
+def replay_bond(steps: list) -> list:
+    """Feed (time, bond up?, actor, partner) through ``distrust_stale_ports``."""
+    loss: Optional[LinkLoss] = None
+    verdicts = []
+    for at, up, actor, partner in steps:
+        held, loss = distrust_stale_ports(bond_at(up, actor, partner), loss, at)
+        verdicts.append(held.lacp)
+    return verdicts
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        # the kernel lab's 6.12 timeline (CI, stop 16): bond0 down 4 s, the slave frozen at
+        # 63/63; after `ip link set bond0 up` 63/63 for ~190 ms, then the partner's answer
+        # (143: expired, not collecting), then 63/63 renegotiated ~0.5 s after that
+        (
+            [(0, True, 63, 63), (0.2, False, 63, 63), (4.0, False, 63, 63),
+             (4.13, True, 63, 63), (4.19, True, 63, 143), (4.53, True, 63, 63)],
+            [U, D, D, D, D, U],
+        ),
+        # the partner answered with 63 at once: believed one fast periodic time and a few
+        # ticks after the bond came up, not at the carrier-loss window
+        (
+            [(0, False, 63, 63), (1, True, 63, 63), (1 + STALE_PORT_STATE_S, True, 63, 63),
+             (1 + STALE_AFTER_BOND_DOWN_S - 0.001, True, 63, 63),
+             (1 + STALE_AFTER_BOND_DOWN_S, True, 63, 63)],
+            [D, D, D, D, U],
+        ),
+        # set down and up between two reads: nothing seen, nothing held
+        ([(0, True, 63, 63), (1, True, 63, 63)], [U, U]),
+    ],
+)  # fmt: skip
+def test_a_bond_set_down_and_up_is_a_link_loss(steps: list, expected: list) -> None:
+    assert replay_bond(steps) == expected
+
+
+def test_stale_window_after_a_bond_was_down_covers_a_fast_periodic_time() -> None:
+    # bond_open() resumes without re-initialising the port: the first LACPDU after it goes
+    # out within one fast periodic time (1 s), and the partner's answer a tick later.
+    assert 1.2 <= STALE_AFTER_BOND_DOWN_S <= 2.0
+
+
+def test_stale_hold_after_a_bond_was_down_names_the_bond() -> None:
+    _, loss = distrust_stale_ports(bond_at(False, 63, 63), None, 0.0)
+    assert loss == LinkLoss(63, 63, window=STALE_AFTER_BOND_DOWN_S, what="bond bond0")
+    held, _ = distrust_stale_ports(bond_at(True, 63, 63), loss, 0.1)
+    assert held.lacp is Lacp.DOWN
+    assert held.reason == (
+        "the port states of pf0 are those from before bond bond0 went down; "
+        "waiting for LACP to renegotiate"
+    )

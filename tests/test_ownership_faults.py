@@ -17,7 +17,7 @@ from fakehost import load_fixture
 from fakeip import FakeIp
 from test_relay_support import PROC_DOWN, PROC_UP, World, expected_vfs, relayed, with_msg
 
-from pfrelay.decision import STALE_PORT_STATE_S
+from pfrelay.decision import STALE_AFTER_BOND_DOWN_S, STALE_PORT_STATE_S
 from pfrelay.iproute import ChangeResult
 from pfrelay.lacp import Lacp
 from pfrelay.ownership import Verdict
@@ -32,6 +32,9 @@ TWO_SLAVES = load_fixture("proc-net-bonding-bond2-802.3ad-two-slaves-lacp-up").r
 NEGOTIATING = re.sub(r"(    port state: )63", r"\g<1>71", PROC_UP, count=1).replace(
     "    port state: 63", "    port state: 0"
 )
+
+#: What 6.12 read (kernel lab) at the partner's first answer after bond0 was set up again: 63/143.
+PARTNER_EXPIRED = "    port state: 143".join(PROC_UP.rsplit("    port state: 63", 1))
 
 
 @pytest.fixture
@@ -420,6 +423,55 @@ def test_a_bond_set_down_says_why_lacp_is_down(world: World) -> None:
     assert line["reason"] == "bond bond0 is administratively down"
     assert (line["actor_state"], line["partner_state"]) == (63, 63)
     assert world.vfs() == expected_vfs(down=True)
+
+
+def set_bond_admin(world: World, up: bool) -> None:
+    (world.host.net("bond0") / "operstate").write_text("up\n" if up else "down\n")
+    (world.host.net("bond0") / "flags").write_text("0x1403\n" if up else "0x1402\n")
+
+
+def test_a_bond_set_up_again_does_not_restore_on_its_frozen_port_states(world: World) -> None:
+    """6.12 (kernel lab CI, stop 16): after `ip link set bond0 up` the slave still read the
+    63/63 frozen when the bond went down; ~190 ms later the partner's answer (143: expired,
+    not collecting) arrived, and 63/63 again ~0.5 s after that. Believing the first 63/63
+    restored the VFs and disabled them again 60 ms later."""
+    world.cycle()
+    set_bond_admin(world, up=False)
+    world.cycle(advance=0.2)
+    assert world.vfs() == expected_vfs(down=True)
+    world.cycle(advance=4.0)
+    world.events()
+    set_bond_admin(world, up=True)  # 63/63 still: the frozen states
+    (report,) = world.cycle(advance=0.13)
+    assert report.assessment.lacp is Lacp.DOWN
+    assert world.vfs() == expected_vfs(down=True)
+    (line,) = with_msg(world.events(), "port states are stale")
+    assert "before bond bond0 went down" in line["reason"]
+    assert world.relay.recheck_at() == world.now + STALE_AFTER_BOND_DOWN_S
+    world.set_proc(PARTNER_EXPIRED)  # the partner's first answer
+    (report,) = world.cycle(advance=0.06)
+    assert report.assessment.lacp is Lacp.DOWN and world.relay.recheck_at() is None
+    world.lacp(True)  # renegotiated
+    (report,) = world.cycle(advance=0.34)
+    assert report.assessment.lacp is Lacp.UP
+    assert world.vfs() == expected_vfs(down=False)
+    sets = [e for e in world.all_events() if e["msg"] == "vf link state was set"]
+    assert [e["state"] for e in sets] == ["disable"] * len(relayed()) + ["auto"] * len(relayed())
+
+
+def test_a_bond_set_up_whose_partner_answers_63_is_believed_at_the_recheck(world: World) -> None:
+    world.cycle()
+    set_bond_admin(world, up=False)
+    world.cycle()
+    set_bond_admin(world, up=True)
+    (report,) = world.cycle(advance=5.0)  # slow polling: the peer may well have answered
+    assert report.assessment.lacp is Lacp.DOWN
+    due = world.relay.recheck_at()
+    assert due == world.now + STALE_AFTER_BOND_DOWN_S
+    world.now = due
+    (report,) = world.relay.cycle()
+    assert report.assessment.lacp is Lacp.UP  # unchanged a fast periodic time later
+    assert world.vfs() == expected_vfs(down=False)
 
 
 def test_a_recheck_that_cannot_read_the_host_asks_for_no_other(

@@ -50,7 +50,7 @@ from hypothesis.stateful import (
 
 from pfrelay import ledger as ledgers
 from pfrelay.config import Config
-from pfrelay.decision import STALE_PORT_STATE_S
+from pfrelay.decision import STALE_AFTER_BOND_DOWN_S
 from pfrelay.iproute import ChangeResult, IpError, VfChange
 from pfrelay.log import EventLog
 from pfrelay.relay import MAX_BACKOFF_S, NEGOTIATION_GRACE_S, Relay
@@ -587,7 +587,8 @@ class OwnershipMachine(RuleBasedStateMachine):
             condition, since = self.condition_since.get(pf.ifindex, ("", 0.0))
             since = max(since, self.restarted_at)
             if condition == "up":
-                due = self.restore_delay_s + STALE_PORT_STATE_S
+                # the longest stale-port window: after a bond was set down and up again
+                due = self.restore_delay_s + STALE_AFTER_BOND_DOWN_S
             elif condition == "unmonitored":
                 due = HOLD_S
             else:

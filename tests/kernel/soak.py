@@ -67,7 +67,7 @@ PF, BOND, PEER, PEER_BOND = "pf0", "bond0", "swp0", "swbond"
 POLL_MS = 200
 HOLD_MS = 3000  #: ``unmonitored_hold_ms`` the soak configures (issue 12 finding 1)
 GRACE_S = 10.0  #: relay.NEGOTIATION_GRACE_S: LACP down of a bond that just became monitored
-STALE_S = 1.0  #: decision.STALE_PORT_STATE_S: "up" after a link loss may be held this long
+STALE_S = 1.5  #: decision.STALE_AFTER_BOND_DOWN_S: "up" after a link loss may be held this long
 UP_STABLE_S = 0.5  #: kernel "up" counts once it held this long (the stale 63/63 lasts ~60 ms)
 MIN_STABLE_S = 0.8  #: a step settles once everything held this long (>= 2 VF reads)
 STEP_CAP_S = 60.0  #: a step that has not settled after this long is left (and said so)
