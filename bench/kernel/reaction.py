@@ -386,6 +386,14 @@ def cycle_at(calls: List[Call], t: float) -> Optional[Call]:
     return None
 
 
+def last_own_change(lines: List[Tuple[float, str]], sets: List[Call]) -> Optional[float]:
+    """When the kernel announced the last VF change of these ``set`` calls (its RTM_NEWLINK
+    for the PF, as ``ip monitor`` read it): the moment the VFs were really changed, before
+    the relay's read-back and log lines."""
+    own = [t for t, _ in lines if any(c["start"] <= t <= c["end"] + 0.1 for c in sets)]
+    return max(own) if own else None
+
+
 def own_change(calls: List[Call], t: float) -> bool:
     """Whether a monitor line read at ``t`` came from the relay's own ``ip`` VF change."""
     return any(c["what"] == "set" and c["start"] <= t <= c["end"] + 0.1 for c in calls)
@@ -581,6 +589,9 @@ def analyse(
         for c in calls
         if c["what"] == "set" and c.get("state") == "disable" and c["start"] < resets
     ]
+    changed = last_own_change(lines, sets)
+    if changed is not None:
+        res["changed_ms"] = 1000 * (changed - t0)
     if sets:
         res["apply_ms"] = 1000 * sum(c["end"] - c["start"] for c in sets)
         res["apply_procs"] = sum(c["processes"] for c in sets)
@@ -608,6 +619,11 @@ def analyse(
         res["up_by"] = cycle["kind"] if cycle else "?"
     if len(autos) >= n:
         res["up_react_ms"] = 1000 * (max(autos) - t_up)
+    restored = last_own_change(
+        lines, [c for c in calls if c["what"] == "set" and c.get("state") == "auto"]
+    )
+    if restored is not None:
+        res["up_changed_ms"] = 1000 * (restored - t_up)
     restores = [c["start"] for c in calls if c["what"] == "set" and c.get("state") == "auto"]
     first_restore = restores[0] if restores else end
     res["up_lines"] = [
@@ -722,8 +738,9 @@ def report(groups: List[Group], sample_ms: float, polling_ms: int) -> None:
     print(
         "kernel event: first `ip -d -o monitor link` line after the block; - kernel event:"
         " 'lacp is down' logged minus that line; woken by: the relay cycle that logged it"
-        " (event or poll); self-wakes: event cycles <= 1 s after the apply (its own"
-        " RTM_NEWLINKs)."
+        " (event or poll); last VF changed: the kernel's RTM_NEWLINK for the relay's last VF"
+        " change (the VFs are disabled then; 'set logged' comes after the read-back);"
+        " self-wakes: event cycles <= 1 s after the apply (its own RTM_NEWLINKs)."
     )
     rows = []
     for g in order:
@@ -743,6 +760,7 @@ def report(groups: List[Group], sample_ms: float, polling_ms: int) -> None:
                 fmt(vals("detect_ms")),
                 fmt(vals("after_event_ms")),
                 kinds([r.get("detect_by", "?") for r in rs]),
+                fmt(vals("changed_ms")),
                 fmt(vals("react_ms")),
                 fmt(applies),
                 f"{statistics.median(applies) / g.vfs:.1f}" if applies else "-",
@@ -761,6 +779,7 @@ def report(groups: List[Group], sample_ms: float, polling_ms: int) -> None:
             ("lacp down logged", 16),
             ("- kernel event", 14),
             ("woken by", 8),
+            ("last VF changed", 15),
             ("last VF set logged", 18),
             ("apply (ip)", 15),
             ("ms/VF", 5),
@@ -799,6 +818,7 @@ def report(groups: List[Group], sample_ms: float, polling_ms: int) -> None:
                     fmt(vals("recover_ms")),
                     fmt(vals("up_detect_ms")),
                     kinds([r.get("up_by", "?") for r in rs]),
+                    fmt(vals("up_changed_ms")),
                     fmt(vals("up_react_ms")),
                     " | ".join(ups),
                 ]
@@ -812,6 +832,7 @@ def report(groups: List[Group], sample_ms: float, polling_ms: int) -> None:
                 ("unblock->up", 15),
                 ("lacp up logged", 16),
                 ("woken by", 16),
+                ("last VF restored", 16),
                 ("last VF auto logged", 19),
                 ("kernel lines", 12),
             ],

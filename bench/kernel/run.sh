@@ -3,7 +3,8 @@
 #
 # Boots the VM of the kernel tests (tests/kernel/run.sh: same setup, kernel, lock
 # and output folder) and runs bench/kernel/reaction.py ARGS in it instead of pytest
-# (see reaction.py --help for ARGS).  Prints the table; exits 0 unless a trial
+# (see reaction.py --help for ARGS; --floor runs floor.py instead: what one netlink
+# request costs).  Prints the table; exits 0 unless a trial
 # failed.  About 5 minutes; files in /tmp/pfrelay-kernel-runs/<time>/ (guest.log,
 # reaction.tsv, bench/<trial>/: relay log, its ip calls, monitor lines, sysfs changes).
 set -euo pipefail
