@@ -320,11 +320,14 @@ def set_aside(path: Path, now: Optional[float] = None) -> Path:
 def save(path: Path, ledger: Ledger) -> None:
     """Write atomically with mode 0600 (directory created 0700); LedgerError on failure.
 
+    Owned by the directory's owner: root (`sudo pfrelay restore`) writing the service user's
+    ledger leaves it the relay's to read.
+
     A new temp file beside the ledger (never through a link), fsync, rename, fsync of the
     directory: after a crash the ledger is the old one or the new one, never a torn one.
     """
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        safefile.replace(path, ledger.to_json().encode("utf-8"), 0o600)
+        safefile.replace(path, ledger.to_json().encode("utf-8"), 0o600, to_dir_owner=True)
     except OSError as exc:
         raise LedgerError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -160,6 +160,15 @@ def acquire(state_file: Path) -> IO[str]:
         fd = safefile.open_regular(
             path.name, os.O_RDWR | os.O_CREAT, 0o600, owners={euid, dir_info.st_uid}, dir_fd=dir_fd
         )
+        owner = safefile.dir_owner(dir_fd)
+        if owner is not None and os.fstat(fd).st_uid != owner[0]:
+            # Created by root (`sudo pfrelay restore`) in the service user's directory: the
+            # relay, started later as that user, must be able to open it.
+            try:
+                os.fchown(fd, *owner)
+            except OSError:
+                os.close(fd)
+                raise
     except OSError as exc:
         raise RuntimeDirError(
             f"cannot use runtime directory {directory}: {exc.strerror or exc}; "

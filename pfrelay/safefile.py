@@ -19,7 +19,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Collection, Optional, Union
+from typing import Collection, Optional, Tuple, Union
 
 StrPath = Union[str, "os.PathLike[str]"]
 
@@ -89,16 +89,32 @@ def open_dir(path: StrPath) -> int:
         raise
 
 
-def replace(path: Path, data: bytes, mode: int) -> None:
+def dir_owner(dir_fd: int) -> Optional[Tuple[int, int]]:
+    """(uid, gid) of the directory when root works in a directory another user owns, or None.
+
+    The runtime directory belongs to the service user (``RuntimeDirectory=`` with ``User=``):
+    a lock or ledger that ``sudo pfrelay restore`` creates there must stay the relay's, or
+    the relay, unable to read its ledger, can never write it again.
+    """
+    if os.geteuid() != 0:
+        return None
+    info = os.fstat(dir_fd)
+    return None if info.st_uid == 0 else (info.st_uid, info.st_gid)
+
+
+def replace(path: Path, data: bytes, mode: int, *, to_dir_owner: bool = False) -> None:
     """Replace ``path`` atomically with ``data`` and ``mode``; the temp file never follows a link.
 
     The temp file is ``.<name>.<random>.tmp`` in the same directory (``O_EXCL``: a planted
     link or file with that name makes the open fail instead of being written through), gets
     ``mode`` with ``fchmod`` and is ``fsync``ed before the rename; the directory is ``fsync``ed
     after it. A link at ``path`` itself is replaced, not followed (``rename`` never follows).
+    With ``to_dir_owner``, a file root writes into another user's directory is given to that
+    user (``dir_owner``).
     """
     dir_fd = open_dir(path.parent)
     try:
+        owner = dir_owner(dir_fd) if to_dir_owner else None
         tmp = None
         for _ in range(8):
             name = f".{path.name}.{secrets.token_hex(6)}.tmp"
@@ -120,6 +136,8 @@ def replace(path: Path, data: bytes, mode: int) -> None:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
+                if owner is not None:
+                    os.fchown(fd, *owner)
                 os.fchmod(fd, mode)
                 os.fsync(fd)
             finally:

@@ -149,6 +149,39 @@ def test_f1_root_accepts_the_service_users_runtime_directory(
         runtime.acquire(run_dir / "state.json")
 
 
+@root_only
+def test_root_leaves_the_lock_and_ledger_it_creates_to_the_service_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`systemctl stop; sudo pfrelay restore; systemctl start`: a lock or ledger root created
+    0600 in the service user's directory could not be opened by the relay afterwards (its
+    ledger unreadable, so never written again: "ledger not persisted" for good)."""
+    uid, gid = 4242, 4343
+
+    class Entry:
+        pw_uid = uid
+
+    def getpwnam(name: str) -> Entry:
+        if name == runtime.SERVICE_USER:
+            return Entry()
+        raise KeyError(name)
+
+    monkeypatch.setattr(runtime.pwd, "getpwnam", getpwnam)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    os.chown(run_dir, uid, gid)
+    state = run_dir / "state.json"
+    with runtime.acquire(state):
+        ledger.save(state, ledger.Ledger(boot_id="b"))
+    for name in ("lock", "state.json"):
+        info = (run_dir / name).stat()
+        assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (uid, gid, 0o600), name
+    # a root-owned directory keeps root's files root's
+    os.chown(run_dir, 0, 0)
+    ledger.save(state, ledger.Ledger(boot_id="b"))
+    assert state.stat().st_uid == 0
+
+
 def test_f1_heartbeat_is_touched_through_its_fd(tmp_path: Path) -> None:
     path = tmp_path / "heartbeat"
     runtime.beat(path)
